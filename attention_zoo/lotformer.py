@@ -1,0 +1,133 @@
+"""lotformer: doubly stochastic linear attention through low-rank optimal transport.
+
+Two entropic OT problems against r learnable pivots Z (per head) with learnable masses
+sigma = softmax(logits):
+    G1 (n x r): queries -> pivots, cost -QZ^T/sqrt(d), marginals (1/n, sigma)
+    G2 (r x n): pivots -> keys,    cost -ZK^T/sqrt(d), marginals (sigma, 1/n)
+glued into A = n G1 diag(1/sigma) G2, which is applied as G1 (diag(1/sigma) (G2 V)) in
+O(n r d) time and O(n r) memory, never forming n x n.
+
+Each plan is solved by `iters` log-domain Sinkhorn iterations (one iteration = both
+marginals once). G1 ends on its query marginal and G2 on its pivot marginal, so every row
+of A sums to 1 to float precision; columns sum to 1 once the iterations converge.
+With `cls_tokens=k` the first k queries use softmax over all keys and the rest are
+transported. Padded tokens are neither queries nor keys: n counts real tokens only.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from attention_zoo.base import NEG, Attention, compute_dtype, positive_float, positive_int
+from attention_zoo.registry import register
+from attention_zoo.softmax import softmax_matrix
+
+
+def token_pivot_plan(
+    S: Tensor, tokens: Tensor, log_sigma: Tensor, iters: int, end_on_tokens: bool
+) -> Tensor:
+    """Entropic OT plan (B, H, n, r) from log-kernel S with marginals (1/n_real, sigma).
+
+    tokens: (B, n) bool, the tokens that take part; log_sigma: (H, r).
+    The last half-step fixes the token marginal if `end_on_tokens`, else the pivot marginal.
+    """
+    real = tokens[:, None, :, None]  # (B, 1, n, 1)
+    n_real = tokens.sum(-1).clamp_min(1).to(S.dtype)  # (B,), kept on device: no host sync
+    log_a = -torch.log(n_real)[:, None, None, None]  # (B, 1, 1, 1)
+    log_b = log_sigma[None, :, None, :]  # (1, H, 1, r)
+    S = S.masked_fill(~real, NEG)
+    f = S.new_zeros((*S.shape[:-1], 1))  # (B, H, n, 1) token potentials
+    g = S.new_zeros((*S.shape[:-2], 1, S.shape[-1]))  # (B, H, 1, r) pivot potentials
+
+    def token_step(g: Tensor) -> Tensor:
+        f = log_a - torch.logsumexp(S + g, dim=-1, keepdim=True)
+        return f.masked_fill(~real, 0.0)  # a padded token's potential would be ~1e30
+
+    def pivot_step(f: Tensor) -> Tensor:
+        return log_b - torch.logsumexp(S + f, dim=-2, keepdim=True)
+
+    for _ in range(iters):
+        if end_on_tokens:
+            g = pivot_step(f)
+            f = token_step(g)
+        else:
+            f = token_step(g)
+            g = pivot_step(f)
+    return torch.exp(S + f + g)
+
+
+@register("lotformer", complexity="linear", doubly_stochastic=True)
+class LOTFormer(Attention):
+    """Low-rank OT attention: queries -> r learnable pivots -> keys, O(N r d)."""
+
+    def __init__(
+        self,
+        heads: int,
+        head_dim: int,
+        r: int = 32,
+        eps: float = 1.0,
+        iters: int = 5,
+        cls_tokens: int = 0,
+    ) -> None:
+        super().__init__(heads, head_dim)
+        self.r = positive_int("r", r)
+        self.eps = positive_float("eps", eps)
+        self.iters = positive_int("iters", iters)
+        if isinstance(cls_tokens, bool) or not isinstance(cls_tokens, int) or cls_tokens < 0:
+            raise ValueError(f"cls_tokens must be an integer >= 0, got {cls_tokens!r}")
+        self.cls_tokens = cls_tokens
+        self.pivots = nn.Parameter(torch.randn(heads, r, head_dim))  # Z: (H, r, D)
+        self.mass_logits = nn.Parameter(torch.zeros(heads, r))  # sigma = softmax(logits)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, r={self.r}, eps={self.eps}, iters={self.iters}, "
+            f"cls_tokens={self.cls_tokens}"
+        )
+
+    def transport_plans(
+        self, q: Tensor, k: Tensor, padding_mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The two plans and the pivot masses: G1 (B,H,n,r), G2 (B,H,r,n), sigma (H,r)."""
+        mask = self._check(q, k, None, padding_mask)
+        G1, G2t, log_sigma, _ = self._plans(q, k, mask)
+        return G1, G2t.transpose(-2, -1), log_sigma.exp()
+
+    def _plans(self, q: Tensor, k: Tensor, mask: Tensor | None) -> tuple[Tensor, ...]:
+        """G1 (B,H,n,r), G2^T (B,H,n,r), log sigma (H,r), transported query count (B,1,1,1)."""
+        B, _, N, _ = q.shape
+        if self.cls_tokens >= N:
+            raise ValueError(f"seq_len must exceed cls_tokens={self.cls_tokens}, got {N}")
+        dt = compute_dtype(q.dtype)
+        Z = self.pivots.to(dt)
+        log_sigma = torch.log_softmax(self.mass_logits.to(dt), dim=-1)  # (H, r)
+        scale = self.head_dim**-0.5 / self.eps
+        S1 = torch.einsum("bhnd,hrd->bhnr", q.to(dt), Z) * scale  # queries -> pivots
+        S2t = torch.einsum("bhnd,hrd->bhnr", k.to(dt), Z) * scale  # keys -> pivots (G2^T)
+        keys = torch.ones(B, N, dtype=torch.bool, device=q.device) if mask is None else mask
+        queries = keys.clone()
+        queries[:, : self.cls_tokens] = False  # [CLS] queries are not transported
+        G1 = token_pivot_plan(S1, queries, log_sigma, self.iters, end_on_tokens=True)
+        G2t = token_pivot_plan(S2t, keys, log_sigma, self.iters, end_on_tokens=False)
+        n_queries = queries.sum(-1).to(dt)[:, None, None, None]  # (B, 1, 1, 1)
+        return G1, G2t, log_sigma, n_queries
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+        G1, G2t, log_sigma, n = self._plans(q, k, mask)
+        pivot_values = torch.einsum("bhnr,bhnd->bhrd", G2t, v.to(G1.dtype))  # G2 V: (B, H, r, D)
+        pivot_values = pivot_values * (n * torch.exp(-log_sigma)[:, :, None])  # n diag(1/sigma)
+        out = (G1 @ pivot_values).to(v.dtype)  # (B, H, N, D)
+        if self.cls_tokens:
+            c = self.cls_tokens
+            cls_out = softmax_matrix(q[:, :, :c], k, mask) @ v  # (B, H, c, D)
+            out = torch.cat([cls_out, out[:, :, c:]], dim=2)
+        return out
+
+    def _matrix(self, q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
+        G1, G2t, log_sigma, n = self._plans(q, k, mask)
+        A = n * torch.einsum("bhir,hr,bhjr->bhij", G1, torch.exp(-log_sigma), G2t)  # (B, H, N, N)
+        if self.cls_tokens:
+            c = self.cls_tokens
+            A = torch.cat([softmax_matrix(q[:, :, :c], k, mask).to(A.dtype), A[:, :, c:]], dim=2)
+        return A

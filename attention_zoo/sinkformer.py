@@ -1,0 +1,53 @@
+"""sinkformer: Sinkhorn-normalised attention (Sander et al., 2022), in the log domain.
+
+The kernel exp(QK^T / (sqrt(d) eps)) is scaled alternately to unit row sums and unit
+column sums, starting with rows: 1 iteration is exactly softmax, an odd count ends
+row-stochastic. Only real tokens take part: a padded token is neither a query nor a key,
+so the real block of A is doubly stochastic over the real tokens. Dense: O(N^2).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from attention_zoo.base import NEG, Attention, compute_dtype, positive_float, positive_int
+from attention_zoo.registry import register
+
+
+@register("sinkformer", complexity="quadratic", doubly_stochastic=True)
+class Sinkformer(Attention):
+    """Doubly stochastic attention by Sinkhorn iterations on exp(QK^T/sqrt(d)/eps)."""
+
+    def __init__(self, heads: int, head_dim: int, iters: int = 3, eps: float = 1.0) -> None:
+        super().__init__(heads, head_dim)
+        self.iters = positive_int("iters", iters)
+        self.eps = positive_float("eps", eps)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, iters={self.iters}, eps={self.eps}"
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+        A = self._matrix(q, k, mask)  # (B, H, N, N), float32
+        return (A @ v.to(A.dtype)).to(v.dtype)
+
+    def _matrix(self, q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
+        dt = compute_dtype(q.dtype)
+        scale = self.head_dim**-0.5 / self.eps
+        S = (q.to(dt) @ k.to(dt).transpose(-2, -1)) * scale  # (B, H, N, N) log-kernel
+        B, H, N, _ = S.shape
+        f = S.new_zeros(B, H, N, 1)  # row (query) potentials
+        g = S.new_zeros(B, H, 1, N)  # column (key) potentials
+        if mask is not None:
+            rows, cols = mask[:, None, :, None], mask[:, None, None, :]
+            S = S.masked_fill(~(rows & cols), NEG)
+        for it in range(self.iters):
+            if it % 2 == 0:  # rows sum to 1
+                f = -torch.logsumexp(S + g, dim=-1, keepdim=True)
+                if mask is not None:  # a padded row's potential would be ~1e30: pin it at 0
+                    f = f.masked_fill(~rows, 0.0)
+            else:  # columns sum to 1
+                g = -torch.logsumexp(S + f, dim=-2, keepdim=True)
+                if mask is not None:
+                    g = g.masked_fill(~cols, 0.0)
+        return torch.exp(S + f + g)

@@ -1,0 +1,30 @@
+"""softmax: the textbook dense attention, A = softmax(QK^T / sqrt(d)). The reference."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from attention_zoo.base import Attention
+from attention_zoo.registry import register
+
+
+def softmax_matrix(q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
+    """softmax(QK^T / sqrt(d)) over the real keys, in q's dtype: (B, H, Nq, D) -> (B, H, Nq, N)."""
+    scores = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5  # (B, H, Nq, N)
+    if mask is not None:
+        # the dtype's most negative finite value, not -inf: a sequence with no real token
+        # gives a uniform row instead of NaN (and its outputs are zeroed by the base class)
+        scores = scores.masked_fill(~mask[:, None, None, :], torch.finfo(scores.dtype).min)
+    return torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+
+
+@register("softmax", complexity="quadratic")
+class Softmax(Attention):
+    """Dense softmax attention, O(N^2) time and memory; padded keys are masked."""
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+        return softmax_matrix(q, k, mask) @ v  # (B, H, N, D)
+
+    def _matrix(self, q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
+        return softmax_matrix(q, k, mask)

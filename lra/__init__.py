@@ -1,0 +1,1 @@
+"""Long Range Arena: tasks, data loaders and models (built in later issues)."""

@@ -1,0 +1,1 @@
+"""Reports: figures, tables and the leaderboard, produced from parquet (built in later issues)."""

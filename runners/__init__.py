@@ -1,0 +1,1 @@
+"""Runners: training, scaling sweeps and measurement (built in later issues)."""

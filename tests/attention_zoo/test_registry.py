@@ -1,0 +1,68 @@
+import pytest
+
+import attention_zoo as zoo
+
+MECHANISMS = ["flash", "lotformer", "performer", "sinkformer", "softmax"]
+
+
+def test_names_lists_the_five_mechanisms_sorted():
+    assert zoo.names() == MECHANISMS
+
+
+@pytest.mark.parametrize(
+    ("name", "complexity", "doubly_stochastic"),
+    [
+        ("softmax", "quadratic", False),
+        ("flash", "quadratic", False),
+        ("performer", "linear", False),
+        ("sinkformer", "quadratic", True),
+        ("lotformer", "linear", True),
+    ],
+)
+def test_info_reports_complexity_and_doubly_stochastic(name, complexity, doubly_stochastic):
+    meta = zoo.info(name)
+    assert (meta.complexity, meta.doubly_stochastic) == (complexity, doubly_stochastic)
+
+
+def test_info_reports_the_published_defaults():
+    assert zoo.info("lotformer").defaults == {"r": 32, "eps": 1.0, "iters": 5, "cls_tokens": 0}
+    assert zoo.info("sinkformer").defaults == {"iters": 3, "eps": 1.0}
+    assert zoo.info("performer").defaults["nb_features"] == 256
+
+
+def test_create_merges_options_over_defaults():
+    attn = zoo.create("lotformer", heads=2, head_dim=8, r=4)
+    assert (attn.r, attn.iters, attn.eps) == (4, 5, 1.0)
+    assert attn.pivots.shape == (2, 4, 8)
+
+
+def test_unknown_name_lists_what_exists():
+    with pytest.raises(ValueError, match=r"unknown attention 'nope'.*'softmax'"):
+        zoo.create("nope", heads=1, head_dim=4)
+
+
+def test_unknown_option_lists_valid_options():
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['rank'\].*'r'"):
+        zoo.create("lotformer", heads=1, head_dim=4, rank=3)
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [("lotformer", {"r": 0}), ("sinkformer", {"eps": -1.0}), ("performer", {"nb_features": 2.5})],
+)
+def test_invalid_option_values_are_rejected(name, options):
+    with pytest.raises(ValueError, match="must be"):
+        zoo.create(name, heads=1, head_dim=4, **options)
+
+
+def test_registering_a_name_twice_warns():
+    from attention_zoo.registry import _REGISTRY
+    from attention_zoo.softmax import Softmax
+
+    before = dict(_REGISTRY)
+    try:
+        with pytest.warns(UserWarning, match="registered twice"):
+            zoo.register("softmax", complexity="quadratic")(Softmax)
+    finally:
+        _REGISTRY.clear()
+        _REGISTRY.update(before)

@@ -12,3 +12,8 @@ def make_qkv(batch=2, heads=2, seq_len=32, head_dim=16, seed=0, dtype=torch.floa
     return tuple(
         (torch.randn(shape, generator=g, dtype=torch.float64) * scale).to(dtype) for _ in range(3)
     )
+
+
+def lengths_mask(seq_len: int, *lengths: int) -> torch.Tensor:
+    """(B, N) bool padding mask whose row b has its first lengths[b] tokens real."""
+    return torch.arange(seq_len)[None, :] < torch.tensor(lengths)[:, None]

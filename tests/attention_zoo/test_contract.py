@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import attention_zoo as zoo
-from tests.helpers import make_qkv
+from tests.helpers import lengths_mask, make_qkv
 
 ALL = zoo.names()
 DOUBLY_STOCHASTIC = [n for n in ALL if zoo.info(n).doubly_stochastic]
@@ -19,8 +19,7 @@ def build(name, heads=2, head_dim=16, **options):
 def test_output_equals_attention_matrix_times_v(name):
     attn = build(name)
     q, k, v = make_qkv(seq_len=40, seed=30)
-    mask = torch.ones(2, 40, dtype=torch.bool)
-    mask[0, 25:] = False
+    mask = lengths_mask(40, 25, 40)
     out = attn(q, k, v, padding_mask=mask)
     dense = attn.attention_matrix(q, k, padding_mask=mask) @ v
     assert out.shape == v.shape
@@ -31,9 +30,7 @@ def test_output_equals_attention_matrix_times_v(name):
 def test_real_outputs_do_not_depend_on_padded_content(name):
     attn = build(name)
     q, k, v = make_qkv(seq_len=48, seed=31)
-    mask = torch.ones(2, 48, dtype=torch.bool)
-    mask[0, 30:] = False
-    mask[1, 41:] = False
+    mask = lengths_mask(48, 30, 41)
     out = attn(q, k, v, padding_mask=mask)
     pad = ~mask[:, None, :, None]
     junk = [torch.where(pad, 1e3 * torch.randn_like(t), t) for t in (q, k, v)]
@@ -62,8 +59,7 @@ def test_no_nan_or_inf_under_extreme_scores(name, case):
     scale = 10.0 if case == "scores x100" else 1.0  # q and k x10 each: scores x100
     q, k, v = make_qkv(seq_len=64, seed=33, scale=scale)
     q, k, v = (t.requires_grad_() for t in (q, k, v))
-    mask = torch.ones(2, 64, dtype=torch.bool)
-    mask[1, 50:] = False
+    mask = lengths_mask(64, 64, 50)
     out = attn(q, k, v, padding_mask=mask)
     assert torch.isfinite(out).all()
     out.square().sum().backward()
@@ -78,8 +74,7 @@ def test_no_nan_or_inf_under_extreme_scores(name, case):
 def test_a_sequence_with_no_real_token_gives_zeros_and_finite_gradients(name):
     attn = build(name)
     q, k, v = (t.requires_grad_() for t in make_qkv(seq_len=16, seed=34))
-    mask = torch.ones(2, 16, dtype=torch.bool)
-    mask[1] = False
+    mask = lengths_mask(16, 16, 0)
     out = attn(q, k, v, padding_mask=mask)
     assert out[1].abs().max().item() == 0.0
     out.sum().backward()
@@ -103,8 +98,7 @@ def test_forward_makes_no_host_synchronisation(name, monkeypatch):
     """.item(), bool() and friends stall a GPU; the forward pass must not call them."""
     attn = build(name)
     q, k, v = make_qkv(seq_len=24, seed=36)
-    mask = torch.ones(2, 24, dtype=torch.bool)
-    mask[0, 20:] = False
+    mask = lengths_mask(24, 20, 24)
 
     def sync(*_args, **_kwargs):
         raise AssertionError("host synchronisation inside forward")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import attention_zoo as zoo
-from tests.helpers import make_qkv
+from tests.helpers import lengths_mask, make_qkv
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -14,8 +14,7 @@ def test_bf16_on_cuda_matches_float64_on_cpu(name):
     torch.manual_seed(0)
     attn = zoo.create(name, heads=4, head_dim=64)
     q, k, v = make_qkv(batch=2, heads=4, seq_len=256, head_dim=64, seed=40)
-    mask = torch.ones(2, 256, dtype=torch.bool)
-    mask[1, 200:] = False
+    mask = lengths_mask(256, 256, 200)
     ref = attn.double()(q.double(), k.double(), v.double(), padding_mask=mask)
     gpu = attn.float().cuda()
     out = gpu(*(t.cuda().bfloat16() for t in (q, k, v)), padding_mask=mask.cuda())

@@ -7,7 +7,7 @@ import torch
 from torch.func import functional_call
 
 import attention_zoo as zoo
-from tests.helpers import make_qkv
+from tests.helpers import lengths_mask, make_qkv
 
 
 def lotformer(heads=2, head_dim=8, seed=0, **options):
@@ -70,8 +70,7 @@ def test_rank_is_at_most_r():
 def test_factorised_output_equals_dense_matrix_times_v(cls_tokens):
     attn = lotformer(head_dim=16, r=8, cls_tokens=cls_tokens)
     q, k, v = make_qkv(batch=2, heads=2, seq_len=50, head_dim=16, seed=14)
-    mask = torch.ones(2, 50, dtype=torch.bool)
-    mask[1, 33:] = False
+    mask = lengths_mask(50, 50, 33)
     out = attn(q, k, v, padding_mask=mask)
     dense = attn.attention_matrix(q, k, padding_mask=mask) @ v
     assert (out - dense).abs().max().item() <= 1e-5
@@ -116,8 +115,7 @@ def test_cls_token_row_is_the_softmax_row():
 def test_padded_tokens_get_zero_mass_and_marginals_are_uniform_over_real_tokens():
     attn = lotformer(head_dim=16, r=8, iters=200)
     q, k, _ = make_qkv(batch=2, heads=2, seq_len=32, head_dim=16, seed=18)
-    mask = torch.ones(2, 32, dtype=torch.bool)
-    mask[0, 24:] = False
+    mask = lengths_mask(32, 24, 32)
     G1, G2, sigma = attn.transport_plans(q, k, padding_mask=mask)
     assert G1[0, :, 24:].abs().max().item() == 0.0
     assert G2[0, :, :, 24:].abs().max().item() == 0.0

@@ -3,10 +3,9 @@
 import numpy as np
 import ot
 import pytest
-import torch
 
 import attention_zoo as zoo
-from tests.helpers import make_qkv
+from tests.helpers import lengths_mask, make_qkv
 
 
 def test_one_iteration_is_exactly_softmax():
@@ -49,8 +48,7 @@ def test_odd_iteration_count_ends_row_stochastic(iters, exact):
 
 def test_padded_block_is_doubly_stochastic_over_real_tokens():
     q, k, _ = make_qkv(batch=2, heads=2, seq_len=32, head_dim=16, seed=8)
-    mask = torch.ones(2, 32, dtype=torch.bool)
-    mask[0, 20:] = False
+    mask = lengths_mask(32, 20, 32)
     A = zoo.create("sinkformer", heads=2, head_dim=16, iters=101).attention_matrix(q, k, mask)
     real = A[0, :, :20, :20]
     assert (real.sum(-1) - 1).abs().max().item() <= 1e-4

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import attention_zoo as zoo
-from tests.helpers import make_qkv
+from tests.helpers import lengths_mask, make_qkv
 
 
 def textbook_attention(q, k, v, mask=None):
@@ -31,8 +31,7 @@ def test_fp32_matches_float64_textbook(name):
 @pytest.mark.parametrize("name", ["softmax", "flash"])
 def test_fp32_with_padding_matches_float64_textbook_on_real_tokens(name):
     q, k, v = make_qkv(batch=2, heads=2, seq_len=64, head_dim=16, seed=2)
-    mask = torch.ones(2, 64, dtype=torch.bool)
-    mask[1, 40:] = False
+    mask = lengths_mask(64, 64, 40)
     out = zoo.create(name, heads=2, head_dim=16)(q, k, v, padding_mask=mask)
     ref = textbook_attention(q, k, v, mask)
     real = mask.numpy()[:, None, :, None]

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help test lint format clean
+.PHONY: help test lint format clean sweep
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)  ## run the test suite (creates .venv on first use)
 	$(BIN)/python -m pytest -q
+
+sweep: $(STAMP)  ## scaling sweep with the preset that fits this machine (paper on a GPU, cpu otherwise)
+	$(BIN)/python -m runners.sweep --preset auto
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check .

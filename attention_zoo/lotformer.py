@@ -16,44 +16,38 @@ transported. Padded tokens are neither queries nor keys: n counts real tokens on
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
 from attention_zoo.base import NEG, Attention, compute_dtype, positive_float, positive_int
 from attention_zoo.registry import register
+from attention_zoo.sinkhorn import sinkhorn_potentials
 from attention_zoo.softmax import softmax_matrix
 
 
 def token_pivot_plan(
-    S: Tensor, tokens: Tensor, log_sigma: Tensor, iters: int, end_on_tokens: bool
+    S: Tensor, tokens: Tensor | None, log_sigma: Tensor, iters: int, end_on_tokens: bool
 ) -> Tensor:
     """Entropic OT plan (B, H, n, r) from log-kernel S with marginals (1/n_real, sigma).
 
-    tokens: (B, n) bool, the tokens that take part; log_sigma: (H, r).
-    The last half-step fixes the token marginal if `end_on_tokens`, else the pivot marginal.
+    tokens: (B, n) bool, the tokens that take part (None: all); log_sigma: (H, r).
+    One iteration fixes both marginals; the last half-step fixes the token marginal if
+    `end_on_tokens`, else the pivot marginal.
     """
-    real = tokens[:, None, :, None]  # (B, 1, n, 1)
-    n_real = tokens.sum(-1).clamp_min(1).to(S.dtype)  # (B,), kept on device: no host sync
-    log_a = -torch.log(n_real)[:, None, None, None]  # (B, 1, 1, 1)
+    n = S.shape[-2]
+    if tokens is None:
+        real = None
+        log_a = S.new_full((), -math.log(n))
+    else:
+        real = tokens[:, None, :, None]  # (B, 1, n, 1)
+        n_real = tokens.sum(-1).clamp_min(1).to(S.dtype)  # (B,), on device: no host sync
+        log_a = -torch.log(n_real)[:, None, None, None]  # (B, 1, 1, 1)
+        S = S.masked_fill(~real, NEG)
     log_b = log_sigma[None, :, None, :]  # (1, H, 1, r)
-    S = S.masked_fill(~real, NEG)
-    f = S.new_zeros((*S.shape[:-1], 1))  # (B, H, n, 1) token potentials
-    g = S.new_zeros((*S.shape[:-2], 1, S.shape[-1]))  # (B, H, 1, r) pivot potentials
-
-    def token_step(g: Tensor) -> Tensor:
-        f = log_a - torch.logsumexp(S + g, dim=-1, keepdim=True)
-        return f.masked_fill(~real, 0.0)  # a padded token's potential would be ~1e30
-
-    def pivot_step(f: Tensor) -> Tensor:
-        return log_b - torch.logsumexp(S + f, dim=-2, keepdim=True)
-
-    for _ in range(iters):
-        if end_on_tokens:
-            g = pivot_step(f)
-            f = token_step(g)
-        else:
-            f = token_step(g)
-            g = pivot_step(f)
+    # tokens are rows: ending on tokens means starting on pivots (columns)
+    f, g = sinkhorn_potentials(S, log_a, log_b, 2 * iters, not end_on_tokens, real)
     return torch.exp(S + f + g)
 
 
@@ -105,12 +99,15 @@ class LOTFormer(Attention):
         scale = self.head_dim**-0.5 / self.eps
         S1 = torch.einsum("bhnd,hrd->bhnr", q.to(dt), Z) * scale  # queries -> pivots
         S2t = torch.einsum("bhnd,hrd->bhnr", k.to(dt), Z) * scale  # keys -> pivots (G2^T)
-        keys = torch.ones(B, N, dtype=torch.bool, device=q.device) if mask is None else mask
-        queries = keys.clone()
-        queries[:, : self.cls_tokens] = False  # [CLS] queries are not transported
+        queries = mask
+        if self.cls_tokens:  # [CLS] queries are not transported
+            queries = torch.ones(B, N, dtype=torch.bool, device=q.device) if mask is None else mask
+            queries = torch.cat(
+                [torch.zeros_like(queries[:, : self.cls_tokens]), queries[:, self.cls_tokens :]], 1
+            )
         G1 = token_pivot_plan(S1, queries, log_sigma, self.iters, end_on_tokens=True)
-        G2t = token_pivot_plan(S2t, keys, log_sigma, self.iters, end_on_tokens=False)
-        n_queries = queries.sum(-1).to(dt)[:, None, None, None]  # (B, 1, 1, 1)
+        G2t = token_pivot_plan(S2t, mask, log_sigma, self.iters, end_on_tokens=False)
+        n_queries = N if queries is None else queries.sum(-1).to(dt)[:, None, None, None]
         return G1, G2t, log_sigma, n_queries
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from attention_zoo.base import NEG, Attention, compute_dtype, positive_float, positive_int
 from attention_zoo.registry import register
+from attention_zoo.sinkhorn import sinkhorn_potentials
 
 
 @register("sinkformer", complexity="quadratic", doubly_stochastic=True)
@@ -35,19 +36,10 @@ class Sinkformer(Attention):
         dt = compute_dtype(q.dtype)
         scale = self.head_dim**-0.5 / self.eps
         S = (q.to(dt) @ k.to(dt).transpose(-2, -1)) * scale  # (B, H, N, N) log-kernel
-        B, H, N, _ = S.shape
-        f = S.new_zeros(B, H, N, 1)  # row (query) potentials
-        g = S.new_zeros(B, H, 1, N)  # column (key) potentials
+        rows = cols = None
         if mask is not None:
             rows, cols = mask[:, None, :, None], mask[:, None, None, :]
             S = S.masked_fill(~(rows & cols), NEG)
-        for it in range(self.iters):
-            if it % 2 == 0:  # rows sum to 1
-                f = -torch.logsumexp(S + g, dim=-1, keepdim=True)
-                if mask is not None:  # a padded row's potential would be ~1e30: pin it at 0
-                    f = f.masked_fill(~rows, 0.0)
-            else:  # columns sum to 1
-                g = -torch.logsumexp(S + f, dim=-2, keepdim=True)
-                if mask is not None:
-                    g = g.masked_fill(~cols, 0.0)
+        zero = S.new_zeros(())  # unit row and column sums: log-marginals 0
+        f, g = sinkhorn_potentials(S, zero, zero, self.iters, True, rows, cols)
         return torch.exp(S + f + g)

@@ -3,6 +3,7 @@
 import numpy as np
 import ot
 import pytest
+import torch
 
 import attention_zoo as zoo
 from tests.helpers import lengths_mask, make_qkv
@@ -55,3 +56,13 @@ def test_padded_block_is_doubly_stochastic_over_real_tokens():
     assert (real.sum(-2) - 1).abs().max().item() <= 1e-4
     assert A[0, :, 20:, :].abs().max().item() == 0.0  # padded queries carry no mass
     assert A[0, :, :, 20:].abs().max().item() == 0.0  # padded keys receive none
+
+
+def test_float64_gradcheck_with_padding():
+    attn = zoo.create("sinkformer", heads=2, head_dim=3, iters=4).double()
+    q, k, v = (
+        t.requires_grad_()
+        for t in make_qkv(batch=2, heads=2, seq_len=5, head_dim=3, seed=19, dtype=torch.float64)
+    )
+    mask = lengths_mask(5, 5, 3)
+    assert torch.autograd.gradcheck(lambda q, k, v: attn(q, k, v, padding_mask=mask), (q, k, v))

@@ -1,0 +1,60 @@
+"""Provenance: the columns every result row carries (DESIGN.md), read once per run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import subprocess
+import uuid
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda if available else cpu; 'cuda' without a GPU is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
+    return device
+
+
+def provenance(device: torch.device) -> dict[str, object]:
+    """run_id, started_at, git_commit, git_dirty, device, device_name, torch_version, threads."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "run_id": uuid.uuid4().hex[:12],
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "git_commit": _git("rev-parse", "HEAD") or "unknown",
+        "git_dirty": bool(status),
+        "device": device.type,
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "hostname": platform.node(),
+    }

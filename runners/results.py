@@ -1,0 +1,80 @@
+"""Result tables: each run appends rows to its own parquet part, rewritten atomically.
+
+    writer = PartWriter(Path("results/sweep"), "sweep-20261123T1200-ab12cd", SWEEP_SCHEMA)
+    writer.append(row)            # on disk when this returns; a kill never leaves half a file
+    table = read_results(Path("results/sweep"))   # the union of every part
+
+A part is written to a hidden temporary file beside it and moved into place with
+`os.replace`, which is atomic on POSIX: readers see the old part or the new one, never a
+torn one. Temporaries left by a killed writer are removed by the next writer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+TMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.parquet\.tmp-(?P<host>[^-]+)-(?P<pid>\d+)$")
+
+
+def write_table_atomic(rows: list[dict], schema: pa.Schema, path: Path) -> None:
+    """Write `rows` as one parquet file at `path`, atomically."""
+    table = pa.Table.from_pylist(rows, schema=schema)
+    tmp = path.with_name(f".{path.stem}.parquet.tmp-{socket.gethostname()}-{os.getpid()}")
+    try:
+        pq.write_table(table, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Delete temporaries of writers on this host that no longer run; returns what went."""
+    removed = []
+    for path in directory.glob(".*.parquet.tmp-*"):
+        match = TMP_PATTERN.match(path.name)
+        if not match or match["host"] != socket.gethostname():
+            continue
+        try:
+            os.kill(int(match["pid"]), 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+        except PermissionError:  # alive, owned by someone else
+            pass
+    return removed
+
+
+class PartWriter:
+    """The rows of one run, kept in `<directory>/<name>.parquet` after every append."""
+
+    def __init__(self, directory: Path, name: str, schema: pa.Schema) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(directory)
+        self.path = directory / f"{name}.parquet"
+        self.schema = schema
+        self.rows: list[dict] = []
+
+    def append(self, row: dict) -> None:
+        """Add one row and rewrite the part; unknown columns are an error, missing ones null."""
+        extra = set(row) - set(self.schema.names)
+        if extra:
+            raise ValueError(f"columns {sorted(extra)} are not in the schema of {self.path.name}")
+        self.rows.append(row)
+        write_table_atomic(self.rows, self.schema, self.path)
+
+
+def read_results(directory: Path) -> pd.DataFrame:
+    """Every row of every part in `directory` (empty frame if there are none)."""
+    parts = sorted(p for p in Path(directory).glob("*.parquet") if not p.name.startswith("."))
+    frames = [pd.read_parquet(p) for p in parts]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -1,0 +1,482 @@
+"""Scaling sweep: wall-clock and peak memory of attention mechanisms against sequence length.
+
+    python -m runners.sweep --preset cpu                      # a few minutes on a 2-core laptop
+    python -m runners.sweep --preset paper                    # the published GPU setup
+    python -m runners.sweep --methods softmax,flash,performer,sinkformer,lotformer \\
+        --lengths 512:131072 --batch 1 --heads 16 --head-dim 64 --dtype bf16 \\
+        --passes forward,forward_backward --option lotformer.r=32 --out results/sweep
+
+Every cell (method x length x pass) becomes one row of `<out>/sweep-<time>-<run>.parquet`,
+written as soon as it is measured. Re-running the same sweep resumes: cells already in
+`<out>` for the same configuration and environment are not measured again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import torch
+from tqdm import tqdm
+
+import attention_zoo as zoo
+from runners.cells import DTYPES, PASSES, Cell, Settings, measure_cell
+from runners.provenance import provenance, resolve_device
+from runners.results import PartWriter, read_results
+
+SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("started_at", pa.string()),
+        ("measured_at", pa.string()),
+        ("git_commit", pa.string()),
+        ("git_dirty", pa.bool_()),
+        ("device", pa.string()),
+        ("device_name", pa.string()),
+        ("torch_version", pa.string()),
+        ("threads", pa.int32()),
+        ("hostname", pa.string()),
+        ("status", pa.string()),  # ok | oom | timeout | error | skipped
+        ("error", pa.string()),
+        ("method", pa.string()),
+        ("method_options", pa.string()),  # JSON of the resolved options
+        ("seq_len", pa.int64()),
+        ("batch", pa.int32()),
+        ("heads", pa.int32()),
+        ("head_dim", pa.int32()),
+        ("dtype", pa.string()),
+        ("pass", pa.string()),  # forward | forward_backward
+        ("time_ms", pa.float64()),  # median
+        ("time_ms_min", pa.float64()),
+        ("time_ms_max", pa.float64()),
+        ("repeats", pa.int32()),
+        ("warmup_ms", pa.float64()),
+        ("peak_mem_bytes", pa.int64()),
+        ("mem_before_bytes", pa.int64()),
+        ("backend", pa.string()),  # the kernel that ran, where a mechanism records it
+        ("min_time_s", pa.float64()),
+        ("cell_budget_s", pa.float64()),
+        ("seed", pa.int64()),
+        ("cell_key", pa.string()),  # hash of configuration + environment, for resume
+    ]
+)
+
+DEFAULTS = {
+    "methods": ",".join(zoo.names()),
+    "lengths": "512:4096",
+    "batch": 1,
+    "heads": 8,
+    "head_dim": 64,
+    "dtype": "fp32",
+    "device": "auto",
+    "passes": ",".join(PASSES),
+    "min_time": 1.0,
+    "min_repeats": 3,
+    "max_repeats": 100,
+    "cell_budget": 60.0,
+    "options": [],
+}
+PRESETS = {
+    # the published long-context benchmark (LOTFormer paper): one GPU, bf16, up to 2^17
+    "paper": {
+        "methods": "softmax,flash,performer,sinkformer,lotformer",
+        "lengths": "512:131072",
+        "batch": 1,
+        "heads": 16,
+        "head_dim": 64,
+        "dtype": "bf16",
+        "device": "cuda",
+        "options": ["lotformer.r=32", "lotformer.iters=5"],
+        "cell_budget": 120.0,
+    },
+    # finishes in a few minutes on a 2-core CPU; quadratic cells past the budget are skipped
+    "cpu": {
+        "methods": "softmax,flash,performer,sinkformer,lotformer",
+        "lengths": "512:16384",
+        "batch": 1,
+        "heads": 8,
+        "head_dim": 64,
+        "dtype": "fp32",
+        "device": "cpu",
+        "min_time": 0.3,
+        "cell_budget": 10.0,
+    },
+}
+
+
+def parse_lengths(text: str) -> list[int]:
+    """'512:4096' -> the powers of two from 512 to 4096; '100,200' -> [100, 200]."""
+    try:
+        if ":" in text:
+            lo, hi = (int(x) for x in text.split(":"))
+            if not 1 <= lo <= hi:
+                raise ValueError
+            lengths = [2**p for p in range(math.ceil(math.log2(lo)), int(math.log2(hi)) + 1)]
+        else:
+            lengths = sorted({int(x) for x in text.split(",")})
+    except ValueError:
+        raise ValueError(
+            f"--lengths must be LO:HI or a comma list of integers, got {text!r}"
+        ) from None
+    if not lengths or lengths[0] < 1:
+        raise ValueError(f"--lengths {text!r} names no length >= 1")
+    return lengths
+
+
+def parse_options(items: Sequence[str], methods: Sequence[str]) -> dict[str, dict[str, object]]:
+    """['lotformer.r=32'] -> {'lotformer': {'r': 32}}, checked against the zoo's options."""
+    options: dict[str, dict[str, object]] = {m: {} for m in methods}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        method, dot, name = key.partition(".")
+        if not (sep and dot and method and name):
+            raise ValueError(f"--option must look like METHOD.NAME=VALUE, got {item!r}")
+        if method not in options:
+            raise ValueError(
+                f"--option {item!r}: {method!r} is not among --methods {list(methods)}"
+            )
+        defaults = zoo.info(method).defaults
+        if name not in defaults:
+            raise ValueError(
+                f"--option {item!r}: {method} has no option {name!r}; it has {sorted(defaults)}"
+            )
+        options[method][name] = _parse_value(raw, defaults[name])
+    return options
+
+
+def _parse_value(raw: str, default: object) -> object:
+    if isinstance(default, bool):
+        if raw.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"expected true or false, got {raw!r}")
+        return raw.lower() in ("true", "1")
+    for kind in (int, float):
+        if isinstance(default, kind):
+            try:
+                return kind(raw)
+            except ValueError:
+                raise ValueError(f"expected a {kind.__name__}, got {raw!r}") from None
+    return raw
+
+
+@dataclass
+class Chain:
+    """One curve (method, options, pass) as it is swept upwards in length."""
+
+    points: list[tuple[int, float, int]] = field(default_factory=list)  # (N, ms, bytes) of ok cells
+    failure: str | None = None  # "oom at N=..." once a cell failed
+
+    def predict(self, n: int, column: int) -> float | None:
+        """Extrapolate time (column 1) or memory (column 2) to length n along the log-log line
+        through the last two points, never flatter than linear."""
+        if len(self.points) < 2:
+            return None
+        (n0, *a), (n1, *b) = self.points[-2:]
+        y0, y1 = a[column - 1], b[column - 1]
+        if n1 <= n0 or y0 <= 0 or y1 <= 0:
+            return None
+        slope = max(1.0, math.log(y1 / y0) / math.log(n1 / n0))
+        return y1 * (n / n1) ** slope
+
+
+def skip_reason(
+    chain: Chain, cell: Cell, s: Settings, memory_budget: float, after_failure: bool
+) -> str | None:
+    """Why `cell` should not be tried, or None."""
+    if chain.failure and after_failure:
+        return f"not tried: {chain.failure} (use --try-after-failure to try anyway)"
+    calls = 2 + s.min_repeats  # warm-up, memory, timed repeats
+    time_ms = chain.predict(cell.seq_len, 1)
+    if time_ms is not None and calls * time_ms / 1e3 > s.cell_budget_s:
+        return (
+            f"predicted {time_ms / 1e3:.1f} s per call from shorter lengths: {calls} calls "
+            f"exceed the cell budget of {s.cell_budget_s:g} s (--cell-budget)"
+        )
+    peak = chain.predict(cell.seq_len, 2)
+    if peak is not None and peak > memory_budget:
+        return (
+            f"predicted peak memory {peak / 2**30:.1f} GiB exceeds the memory budget of "
+            f"{memory_budget / 2**30:.1f} GiB (--memory-budget-gib)"
+        )
+    return None
+
+
+def cell_key(cell: Cell, s: Settings, env: dict[str, object]) -> str:
+    """Identity of a measurement: configuration and environment, not the run."""
+    ident = {
+        "method": cell.method,
+        "options": dict(cell.options),
+        "seq_len": cell.seq_len,
+        "pass": cell.pass_,
+        "batch": s.batch,
+        "heads": s.heads,
+        "head_dim": s.head_dim,
+        "dtype": s.dtype,
+        **{
+            k: env[k]
+            for k in (
+                "device",
+                "device_name",
+                "torch_version",
+                "git_commit",
+                "git_dirty",
+                "threads",
+            )
+        },
+    }
+    return hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def available_memory_bytes() -> float:
+    """MemAvailable from /proc/meminfo (inf where unknown)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return math.inf
+
+
+def run_sweep(
+    cells: list[Cell],
+    s: Settings,
+    out: Path,
+    *,
+    force: bool = False,
+    retry_failed: bool = False,
+    after_failure: bool = True,
+    memory_budget: float = math.inf,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, int]:
+    """Measure every cell not already in `out`; returns the rows of all cells and how many
+    of them are new."""
+    env = provenance(s.device)
+    existing = read_results(out)
+    done: dict[str, dict] = {}
+    if not force and len(existing) and "cell_key" in existing:
+        for row in existing.sort_values("measured_at").to_dict("records"):
+            if not (retry_failed and row["status"] != "ok"):
+                done[row["cell_key"]] = row
+    stamp = env["started_at"].replace(":", "").replace("-", "")[:15]
+    writer = PartWriter(out, f"sweep-{stamp}-{env['run_id']}", SCHEMA)
+    chains: dict[tuple, Chain] = {}
+    rows = []
+    bar = tqdm(total=len(cells), unit="cell", disable=not progress, dynamic_ncols=True)
+    for cell in cells:
+        chain = chains.setdefault((cell.method, cell.options, cell.pass_), Chain())
+        key = cell_key(cell, s, env)
+        label = f"{cell.method} {cell.pass_} N={cell.seq_len}"
+        bar.set_description(label)
+        if key in done:
+            row = done[key]
+        else:
+            reason = skip_reason(chain, cell, s, memory_budget, after_failure)
+            measured = {"status": "skipped", "error": reason} if reason else measure_cell(cell, s)
+            row = {
+                **env,
+                "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+                "method": cell.method,
+                "method_options": json.dumps(dict(cell.options), sort_keys=True),
+                "seq_len": cell.seq_len,
+                "batch": s.batch,
+                "heads": s.heads,
+                "head_dim": s.head_dim,
+                "dtype": s.dtype,
+                "pass": cell.pass_,
+                "min_time_s": s.min_time_s,
+                "cell_budget_s": s.cell_budget_s,
+                "seed": s.seed,
+                "cell_key": key,
+                **measured,
+            }
+            writer.append(row)
+            if row["status"] not in ("ok", "skipped"):
+                bar.write(f"{label}: {row['status']}: {row['error']}")
+        rows.append(row)
+        if row["status"] == "ok":
+            chain.points.append((cell.seq_len, row["time_ms"], row["peak_mem_bytes"]))
+        elif row["status"] != "skipped":
+            chain.failure = chain.failure or f"{row['status']} at N={cell.seq_len}"
+        bar.update()
+    bar.close()
+    return pd.DataFrame(rows, columns=SCHEMA.names), len(writer.rows)
+
+
+def summary(rows: pd.DataFrame) -> str:
+    """Median ms (or the status) per method/pass and length, as printed after a sweep."""
+    if rows.empty:
+        return "(no cells)"
+    shown = rows.assign(
+        value=[
+            f"{t:.1f}" if st == "ok" else st
+            for t, st in zip(rows["time_ms"], rows["status"], strict=True)
+        ]
+    )
+    table = shown.pivot_table(
+        index=["method", "pass"], columns="seq_len", values="value", aggfunc="first"
+    )
+    return table.fillna("").to_string()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m runners.sweep",
+        description="Time and peak memory of attention mechanisms against sequence length. "
+        "Each cell (method x length x pass) is one parquet row, written as soon as it is measured; "
+        "re-running resumes.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="presets (explicit flags override them):\n"
+        + "\n".join(f"  {name}: {json.dumps(values)}" for name, values in PRESETS.items())
+        + "\n  auto: paper where a CUDA GPU is visible, else cpu"
+        + "\n\nbuilt-in defaults: "
+        + json.dumps(DEFAULTS),
+    )
+    a = p.add_argument
+    a("--preset", choices=[*PRESETS, "auto"], help="a named setup (see below)")
+    a("--methods", help=f"comma list of zoo mechanisms; known: {','.join(zoo.names())}")
+    a("--lengths", help="LO:HI for the powers of two between, or a comma list, e.g. 512:131072")
+    a("--batch", type=int, help="batch size B")
+    a("--heads", type=int, help="heads H")
+    a("--head-dim", type=int, dest="head_dim", help="head dimension D")
+    a("--dtype", choices=list(DTYPES), help="dtype of q, k, v")
+    a("--device", help="auto (cuda if available), cpu, cuda or cuda:N")
+    a("--passes", help="comma list of forward, forward_backward")
+    a(
+        "--option",
+        action="append",
+        dest="options",
+        metavar="METHOD.NAME=VALUE",
+        help="a mechanism option, repeatable, e.g. --option lotformer.r=64",
+    )
+    a(
+        "--out",
+        type=Path,
+        default=Path("results/sweep"),
+        help="folder of the parquet parts (default results/sweep)",
+    )
+    a(
+        "--min-time",
+        type=float,
+        dest="min_time",
+        help="seconds of timed calls per cell, at least (CPU; CUDA picks repeats to fill it)",
+    )
+    a("--min-repeats", type=int, dest="min_repeats", help="timed calls per cell, at least")
+    a("--max-repeats", type=int, dest="max_repeats", help="timed calls per cell, at most")
+    a(
+        "--cell-budget",
+        type=float,
+        dest="cell_budget",
+        help="seconds one cell may take: cells predicted to exceed it are skipped, "
+        "and a single call over it is recorded as a timeout",
+    )
+    a(
+        "--memory-budget-gib",
+        type=float,
+        dest="memory_budget_gib",
+        help="CPU: skip cells whose predicted peak exceeds this (default 80%% of available RAM)",
+    )
+    a(
+        "--try-after-failure",
+        action="store_true",
+        help="also try lengths above one that failed (oom, timeout, error)",
+    )
+    a("--force", action="store_true", help="measure again cells already in --out")
+    a(
+        "--retry-failed",
+        action="store_true",
+        help="measure again cells recorded with a status other than ok",
+    )
+    a("--seed", type=int, default=0, help="seed of the inputs and of the mechanisms' parameters")
+    a("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def resolve(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill unset flags from the preset, then from the built-in defaults."""
+    preset = args.preset
+    if preset == "auto":
+        preset = "paper" if torch.cuda.is_available() else "cpu"
+    base = {**DEFAULTS, **PRESETS.get(preset, {})}
+    for name, value in base.items():
+        if name == "options":
+            args.options = [*value, *(args.options or [])]
+        elif getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = resolve(parser.parse_args(argv))
+    try:
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        for m in methods:
+            zoo.info(m)  # raises with the list of known names
+        passes = [x.strip() for x in args.passes.split(",")]
+        if unknown := set(passes) - set(PASSES):
+            raise ValueError(
+                f"--passes: unknown {sorted(unknown)}; expected some of {list(PASSES)}"
+            )
+        lengths = parse_lengths(args.lengths)
+        options = parse_options(args.options, methods)
+        device = resolve_device(args.device)
+        for flag in ("batch", "heads", "head_dim", "min_repeats", "max_repeats"):
+            if getattr(args, flag) < 1:
+                raise ValueError(f"--{flag.replace('_', '-')} must be >= 1")
+    except ValueError as exc:
+        parser.error(str(exc))
+    settings = Settings(
+        batch=args.batch,
+        heads=args.heads,
+        head_dim=args.head_dim,
+        dtype=args.dtype,
+        device=device,
+        min_time_s=args.min_time,
+        min_repeats=args.min_repeats,
+        max_repeats=args.max_repeats,
+        cell_budget_s=args.cell_budget,
+        seed=args.seed,
+    )
+    cells = [
+        Cell(m, tuple(sorted({**zoo.info(m).defaults, **options[m]}.items())), n, pass_)
+        for n in lengths  # lengths outermost: mechanisms are measured side by side in time
+        for m in methods
+        for pass_ in passes
+    ]
+    if args.memory_budget_gib is not None:
+        memory_budget = args.memory_budget_gib * 2**30
+    else:
+        memory_budget = 0.8 * available_memory_bytes() if device.type == "cpu" else math.inf
+    print(
+        f"sweep: {len(cells)} cells ({len(methods)} methods x {len(lengths)} lengths x "
+        f"{len(passes)} passes) on {device} [{settings.dtype}, B={settings.batch}, "
+        f"H={settings.heads}, D={settings.head_dim}] -> {args.out}",
+        file=sys.stderr,
+    )
+    rows, new = run_sweep(
+        cells,
+        settings,
+        args.out,
+        force=args.force,
+        retry_failed=args.retry_failed,
+        after_failure=not args.try_after_failure,
+        memory_budget=memory_budget,
+        progress=not args.quiet,
+    )
+    print("median ms per call (or the status) by length:")
+    print(summary(rows))
+    print(f"\n{new} new rows, {len(rows) - new} already measured, in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

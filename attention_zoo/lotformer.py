@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from attention_zoo.base import NEG, Attention, compute_dtype, positive_float, positive_int
 from attention_zoo.registry import register
-from attention_zoo.sinkhorn import sinkhorn_potentials
+from attention_zoo.sinkhorn import plan, sinkhorn_potentials
 from attention_zoo.softmax import softmax_matrix
 
 
@@ -48,7 +48,7 @@ def token_pivot_plan(
     log_b = log_sigma[None, :, None, :]  # (1, H, 1, r)
     # tokens are rows: ending on tokens means starting on pivots (columns)
     f, g = sinkhorn_potentials(S, log_a, log_b, 2 * iters, not end_on_tokens, real)
-    return torch.exp(S + f + g)
+    return plan(S, f, g)
 
 
 @register("lotformer", complexity="linear", doubly_stochastic=True)
@@ -97,8 +97,8 @@ class LOTFormer(Attention):
         Z = self.pivots.to(dt)
         log_sigma = torch.log_softmax(self.mass_logits.to(dt), dim=-1)  # (H, r)
         scale = self.head_dim**-0.5 / self.eps
-        S1 = torch.einsum("bhnd,hrd->bhnr", q.to(dt), Z) * scale  # queries -> pivots
-        S2t = torch.einsum("bhnd,hrd->bhnr", k.to(dt), Z) * scale  # keys -> pivots (G2^T)
+        S1 = torch.einsum("bhnd,hrd->bhnr", q.to(dt), Z).mul_(scale)  # queries -> pivots
+        S2t = torch.einsum("bhnd,hrd->bhnr", k.to(dt), Z).mul_(scale)  # keys -> pivots (G2^T)
         queries = mask
         if self.cls_tokens:  # [CLS] queries are not transported
             queries = torch.ones(B, N, dtype=torch.bool, device=q.device) if mask is None else mask

@@ -10,6 +10,8 @@ every that many forward calls in training mode."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -79,8 +81,8 @@ class Performer(Attention):
         # a new tensor, not an in-place copy: a graph awaiting backward may hold the old one
         self.projection = self._draw().to(self.projection.device)
 
-    def features(self, x: Tensor, mask: Tensor | None, is_query: bool) -> Tensor:
-        """phi(x): (B, H, N, D) -> (B, H, N, m); padded keys get zero features."""
+    def exp_features(self, x: Tensor, mask: Tensor | None, is_query: bool) -> Tensor:
+        """phi(x) less its stabilizer: (B, H, N, D) -> (B, H, N, m); zero for padded keys."""
         dt = compute_dtype(x.dtype)
         x = x.to(dt) * self.head_dim**-0.25
         proj = torch.einsum("bhnd,hmd->bhnm", x, self.projection.to(dt))  # (B, H, N, m)
@@ -93,23 +95,38 @@ class Performer(Attention):
                 )
                 c = real.amax(dim=(-2, -1), keepdim=True)  # (B, H, 1, 1), over real keys only
                 c = torch.nan_to_num(c, neginf=0.0)  # a sequence with no real token
-        logits = proj - x.square().sum(-1, keepdim=True) / 2 - c
-        phi = (torch.exp(logits) + self.stabilizer) * self.nb_features**-0.5
+        shift = x.square().sum(-1, keepdim=True) / 2 + c - 0.5 * math.log(self.nb_features)
         if not is_query and mask is not None:
-            phi = phi * mask[:, None, :, None]
-        return phi
+            shift = torch.where(mask[:, None, :, None], shift, torch.inf)  # exp(-inf) = 0
+        # in place: (N, m) allocations, not arithmetic, dominate a CPU's time at long N
+        return proj.sub_(shift).exp_()  # m^-1/2 exp(w^T x' - |x'|^2/2 - c)
+
+    def features(self, x: Tensor, mask: Tensor | None, is_query: bool) -> Tensor:
+        """phi(x): (B, H, N, D) -> (B, H, N, m); padded keys get zero features."""
+        phi = self.exp_features(x, mask, is_query) + self._stabilizer
+        return phi if is_query or mask is None else phi * mask[:, None, :, None]
+
+    @property
+    def _stabilizer(self) -> float:
+        return self.stabilizer * self.nb_features**-0.5
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
         if self.training and self.redraw_interval:
             if self.calls and self.calls % self.redraw_interval == 0:
                 self.redraw()
             self.calls += 1
-        phi_q, phi_k = self.features(q, mask, True), self.features(k, mask, False)
-        kv = torch.einsum("bhnm,bhnd->bhmd", phi_k, v.to(phi_k.dtype))  # (B, H, m, D)
-        normaliser = torch.einsum("bhnm,bhm->bhn", phi_q, phi_k.sum(dim=2))  # (B, H, N)
+        # phi = e + s with s the stabilizer (0 on padded keys): the s terms are applied to
+        # the small (m, D) and (m,) contractions instead of to (N, m) features
+        e_q, e_k = self.exp_features(q, mask, True), self.exp_features(k, mask, False)
+        s, v = self._stabilizer, v.to(e_k.dtype)
+        real = 1.0 if mask is None else mask[:, None, :, None].to(v.dtype)  # (B, 1, N, 1)
+        kv = torch.einsum("bhnm,bhnd->bhmd", e_k, v) + s * (v * real).sum(2, keepdim=True)
+        n_keys = v.shape[2] if mask is None else mask.sum(-1).to(v.dtype)[:, None, None]
+        k_sum = e_k.sum(dim=2) + s * n_keys  # (B, H, m)
+        out = torch.einsum("bhnm,bhmd->bhnd", e_q, kv).add_(s * kv.sum(2, keepdim=True))
+        normaliser = torch.einsum("bhnm,bhm->bhn", e_q, k_sum) + s * k_sum.sum(-1, keepdim=True)
         normaliser = normaliser.clamp_min(torch.finfo(normaliser.dtype).tiny)  # no real key
-        out = torch.einsum("bhnm,bhmd->bhnd", phi_q, kv) / normaliser[..., None]
-        return out.to(v.dtype)
+        return (out / normaliser[..., None]).to(q.dtype)
 
     def _matrix(self, q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
         phi_q, phi_k = self.features(q, mask, True), self.features(k, mask, False)

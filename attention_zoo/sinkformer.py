@@ -8,12 +8,11 @@ so the real block of A is doubly stochastic over the real tokens. Dense: O(N^2).
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from attention_zoo.base import NEG, Attention, compute_dtype, positive_float, positive_int
 from attention_zoo.registry import register
-from attention_zoo.sinkhorn import sinkhorn_potentials
+from attention_zoo.sinkhorn import plan, sinkhorn_potentials
 
 
 @register("sinkformer", complexity="quadratic", doubly_stochastic=True)
@@ -35,11 +34,11 @@ class Sinkformer(Attention):
     def _matrix(self, q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
         dt = compute_dtype(q.dtype)
         scale = self.head_dim**-0.5 / self.eps
-        S = (q.to(dt) @ k.to(dt).transpose(-2, -1)) * scale  # (B, H, N, N) log-kernel
+        S = (q.to(dt) @ k.to(dt).transpose(-2, -1)).mul_(scale)  # (B, H, N, N) log-kernel
         rows = cols = None
         if mask is not None:
             rows, cols = mask[:, None, :, None], mask[:, None, None, :]
             S = S.masked_fill(~(rows & cols), NEG)
         zero = S.new_zeros(())  # unit row and column sums: log-marginals 0
         f, g = sinkhorn_potentials(S, zero, zero, self.iters, True, rows, cols)
-        return torch.exp(S + f + g)
+        return plan(S, f, g)

@@ -20,14 +20,16 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 
-def _row_step(S: Tensor, g: Tensor, log_a: Tensor, row_valid: Tensor | None) -> Tensor:
-    f = log_a - torch.logsumexp(S + g, dim=-1, keepdim=True)  # (..., n, 1)
-    return f if row_valid is None else f.masked_fill(~row_valid, 0.0)
+def _lse_step(S: Tensor, other: Tensor, log_marginal: Tensor, dim: int, buf: Tensor) -> Tensor:
+    """log_marginal - logsumexp(S + other) over `dim`, computed inside `buf` (S's shape).
 
-
-def _col_step(S: Tensor, f: Tensor, log_b: Tensor, col_valid: Tensor | None) -> Tensor:
-    g = log_b - torch.logsumexp(S + f, dim=-2, keepdim=True)  # (..., 1, m)
-    return g if col_valid is None else g.masked_fill(~col_valid, 0.0)
+    All (n, m) work happens in place in `buf`: on a CPU, fresh (n, m) allocations per
+    half-step cost page faults that grow faster than the arithmetic.
+    """
+    torch.add(S, other, out=buf)
+    peak = buf.amax(dim=dim, keepdim=True)
+    total = buf.sub_(peak).exp_().sum(dim=dim, keepdim=True)
+    return log_marginal - total.log_().add_(peak)
 
 
 class _SinkhornPotentials(torch.autograd.Function):
@@ -35,13 +37,16 @@ class _SinkhornPotentials(torch.autograd.Function):
     def forward(ctx, S, log_a, log_b, half_steps, rows_first, row_valid, col_valid):
         f = S.new_zeros((*S.shape[:-1], 1))  # (..., n, 1)
         g = S.new_zeros((*S.shape[:-2], 1, S.shape[-1]))  # (..., 1, m)
+        buf = torch.empty_like(S)
         history = []  # the potential each half-step produced
         for t in range(half_steps):
-            if (t % 2 == 0) == rows_first:
-                f = _row_step(S, g, log_a, row_valid)
+            if (t % 2 == 0) == rows_first:  # rows of exp(S + f + g) sum to a
+                f = _lse_step(S, g, log_a, -1, buf)
+                f = f if row_valid is None else f.masked_fill_(~row_valid, 0.0)
                 history.append(f)
-            else:
-                g = _col_step(S, f, log_b, col_valid)
+            else:  # columns sum to b
+                g = _lse_step(S, f, log_b, -2, buf)
+                g = g if col_valid is None else g.masked_fill_(~col_valid, 0.0)
                 history.append(g)
         ctx.rows_first = rows_first
         ctx.save_for_backward(S, log_a, log_b, row_valid, col_valid, *history)
@@ -54,27 +59,26 @@ class _SinkhornPotentials(torch.autograd.Function):
         # materialised); they become the adjoints of the potentials at each earlier step
         S, log_a, log_b, row_valid, col_valid, *history = ctx.saved_tensors
         S_bar = torch.zeros_like(S)
+        buf = torch.empty_like(S)
         a_bar, b_bar = torch.zeros_like(f_bar), torch.zeros_like(g_bar)
         for t in reversed(range(len(history))):
             new = history[t]
             # the other potential as this half-step saw it: the previous half-step's output
             other = history[t - 1] if t else torch.zeros((), dtype=S.dtype, device=S.device)
+            torch.add(S, other, out=buf)
             if (t % 2 == 0) == ctx.rows_first:  # f = log_a - lse_j(S + g)
                 fb = f_bar if row_valid is None else f_bar.masked_fill(~row_valid, 0.0)
-                R = (S + other).add_(new - log_a).exp_()  # row softmax of S + g: (..., n, m)
-                R.mul_(fb)
-                S_bar.sub_(R)
-                g_bar = g_bar - R.sum(dim=-2, keepdim=True)
+                buf.add_(new - log_a).exp_().mul_(fb)  # row softmax of S + g, times f_bar
+                g_bar = g_bar - buf.sum(dim=-2, keepdim=True)
                 a_bar = a_bar + fb
                 f_bar = torch.zeros_like(f_bar)  # f before this step did not reach f after it
             else:  # g = log_b - lse_i(S + f)
                 gb = g_bar if col_valid is None else g_bar.masked_fill(~col_valid, 0.0)
-                C = (S + other).add_(new - log_b).exp_()  # column softmax of S + f: (..., n, m)
-                C.mul_(gb)
-                S_bar.sub_(C)
-                f_bar = f_bar - C.sum(dim=-1, keepdim=True)
+                buf.add_(new - log_b).exp_().mul_(gb)  # column softmax of S + f, times g_bar
+                f_bar = f_bar - buf.sum(dim=-1, keepdim=True)
                 b_bar = b_bar + gb
                 g_bar = torch.zeros_like(g_bar)
+            S_bar.sub_(buf)
         a_grad = a_bar.sum_to_size(log_a.shape) if ctx.needs_input_grad[1] else None
         b_grad = b_bar.sum_to_size(log_b.shape) if ctx.needs_input_grad[2] else None
         return S_bar, a_grad, b_grad, None, None, None, None
@@ -92,5 +96,11 @@ def sinkhorn_potentials(
     """Potentials (f (..., n, 1), g (..., 1, m)) after `half_steps` alternating half-steps.
 
     log_a broadcasts to (..., n, 1) and log_b to (..., 1, m); both may require grad.
+    The plan is exp(S + f + g): see `plan`.
     """
     return _SinkhornPotentials.apply(S, log_a, log_b, half_steps, rows_first, row_valid, col_valid)
+
+
+def plan(S: Tensor, f: Tensor, g: Tensor) -> Tensor:
+    """exp(S + f + g) with one (n, m) allocation (autograd keeps only the result)."""
+    return (S + f).add_(g).exp_()

@@ -11,7 +11,7 @@ from attention_zoo.registry import register
 
 def softmax_matrix(q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
     """softmax(QK^T / sqrt(d)) over the real keys, in q's dtype: (B, H, Nq, D) -> (B, H, Nq, N)."""
-    scores = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5  # (B, H, Nq, N)
+    scores = (q @ k.transpose(-2, -1)).mul_(q.shape[-1] ** -0.5)  # (B, H, Nq, N)
     if mask is not None:
         # the dtype's most negative finite value, not -inf: a sequence with no real token
         # gives a uniform row instead of NaN (and its outputs are zeroed by the base class)

@@ -13,7 +13,6 @@ written as soon as it is measured. Re-running the same sweep resumes: cells alre
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hashlib
 import json
@@ -25,13 +24,13 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import torch
 from tqdm import tqdm
 
 import attention_zoo as zoo
-from runners.cells import DTYPES, PASSES, Cell, Settings, measure_cell
+from runners.cells import PASSES, Cell, Settings, measure_cell
 from runners.provenance import provenance, resolve_device
 from runners.results import PartWriter, read_results
+from runners.sweep_args import build_parser, parse_lengths, parse_options, resolve
 
 SCHEMA = pa.schema(
     [
@@ -69,102 +68,6 @@ SCHEMA = pa.schema(
         ("cell_key", pa.string()),  # hash of configuration + environment, for resume
     ]
 )
-
-DEFAULTS = {
-    "methods": ",".join(zoo.names()),
-    "lengths": "512:4096",
-    "batch": 1,
-    "heads": 8,
-    "head_dim": 64,
-    "dtype": "fp32",
-    "device": "auto",
-    "passes": ",".join(PASSES),
-    "min_time": 1.0,
-    "min_repeats": 3,
-    "max_repeats": 100,
-    "cell_budget": 60.0,
-    "options": [],
-}
-PRESETS = {
-    # the published long-context benchmark (LOTFormer paper): one GPU, bf16, up to 2^17
-    "paper": {
-        "methods": "softmax,flash,performer,sinkformer,lotformer",
-        "lengths": "512:131072",
-        "batch": 1,
-        "heads": 16,
-        "head_dim": 64,
-        "dtype": "bf16",
-        "device": "cuda",
-        "options": ["lotformer.r=32", "lotformer.iters=5"],
-        "cell_budget": 120.0,
-    },
-    # finishes in a few minutes on a 2-core CPU; quadratic cells past the budget are skipped
-    "cpu": {
-        "methods": "softmax,flash,performer,sinkformer,lotformer",
-        "lengths": "512:16384",
-        "batch": 1,
-        "heads": 8,
-        "head_dim": 64,
-        "dtype": "fp32",
-        "device": "cpu",
-        "min_time": 0.3,
-        "cell_budget": 10.0,
-    },
-}
-
-
-def parse_lengths(text: str) -> list[int]:
-    """'512:4096' -> the powers of two from 512 to 4096; '100,200' -> [100, 200]."""
-    try:
-        if ":" in text:
-            lo, hi = (int(x) for x in text.split(":"))
-            if not 1 <= lo <= hi:
-                raise ValueError
-            lengths = [2**p for p in range(math.ceil(math.log2(lo)), int(math.log2(hi)) + 1)]
-        else:
-            lengths = sorted({int(x) for x in text.split(",")})
-    except ValueError:
-        raise ValueError(
-            f"--lengths must be LO:HI or a comma list of integers, got {text!r}"
-        ) from None
-    if not lengths or lengths[0] < 1:
-        raise ValueError(f"--lengths {text!r} names no length >= 1")
-    return lengths
-
-
-def parse_options(items: Sequence[str], methods: Sequence[str]) -> dict[str, dict[str, object]]:
-    """['lotformer.r=32'] -> {'lotformer': {'r': 32}}, checked against the zoo's options."""
-    options: dict[str, dict[str, object]] = {m: {} for m in methods}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        method, dot, name = key.partition(".")
-        if not (sep and dot and method and name):
-            raise ValueError(f"--option must look like METHOD.NAME=VALUE, got {item!r}")
-        if method not in options:
-            raise ValueError(
-                f"--option {item!r}: {method!r} is not among --methods {list(methods)}"
-            )
-        defaults = zoo.info(method).defaults
-        if name not in defaults:
-            raise ValueError(
-                f"--option {item!r}: {method} has no option {name!r}; it has {sorted(defaults)}"
-            )
-        options[method][name] = _parse_value(raw, defaults[name])
-    return options
-
-
-def _parse_value(raw: str, default: object) -> object:
-    if isinstance(default, bool):
-        if raw.lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"expected true or false, got {raw!r}")
-        return raw.lower() in ("true", "1")
-    for kind in (int, float):
-        if isinstance(default, kind):
-            try:
-                return kind(raw)
-            except ValueError:
-                raise ValueError(f"expected a {kind.__name__}, got {raw!r}") from None
-    return raw
 
 
 @dataclass
@@ -325,93 +228,6 @@ def summary(rows: pd.DataFrame) -> str:
         index=["method", "pass"], columns="seq_len", values="value", aggfunc="first"
     )
     return table.fillna("").to_string()
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m runners.sweep",
-        description="Time and peak memory of attention mechanisms against sequence length. "
-        "Each cell (method x length x pass) is one parquet row, written as soon as it is measured; "
-        "re-running resumes.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="presets (explicit flags override them):\n"
-        + "\n".join(f"  {name}: {json.dumps(values)}" for name, values in PRESETS.items())
-        + "\n  auto: paper where a CUDA GPU is visible, else cpu"
-        + "\n\nbuilt-in defaults: "
-        + json.dumps(DEFAULTS),
-    )
-    a = p.add_argument
-    a("--preset", choices=[*PRESETS, "auto"], help="a named setup (see below)")
-    a("--methods", help=f"comma list of zoo mechanisms; known: {','.join(zoo.names())}")
-    a("--lengths", help="LO:HI for the powers of two between, or a comma list, e.g. 512:131072")
-    a("--batch", type=int, help="batch size B")
-    a("--heads", type=int, help="heads H")
-    a("--head-dim", type=int, dest="head_dim", help="head dimension D")
-    a("--dtype", choices=list(DTYPES), help="dtype of q, k, v")
-    a("--device", help="auto (cuda if available), cpu, cuda or cuda:N")
-    a("--passes", help="comma list of forward, forward_backward")
-    a(
-        "--option",
-        action="append",
-        dest="options",
-        metavar="METHOD.NAME=VALUE",
-        help="a mechanism option, repeatable, e.g. --option lotformer.r=64",
-    )
-    a(
-        "--out",
-        type=Path,
-        default=Path("results/sweep"),
-        help="folder of the parquet parts (default results/sweep)",
-    )
-    a(
-        "--min-time",
-        type=float,
-        dest="min_time",
-        help="seconds of timed calls per cell, at least (CPU; CUDA picks repeats to fill it)",
-    )
-    a("--min-repeats", type=int, dest="min_repeats", help="timed calls per cell, at least")
-    a("--max-repeats", type=int, dest="max_repeats", help="timed calls per cell, at most")
-    a(
-        "--cell-budget",
-        type=float,
-        dest="cell_budget",
-        help="seconds one cell may take: cells predicted to exceed it are skipped, "
-        "and a single call over it is recorded as a timeout",
-    )
-    a(
-        "--memory-budget-gib",
-        type=float,
-        dest="memory_budget_gib",
-        help="CPU: skip cells whose predicted peak exceeds this (default 80%% of available RAM)",
-    )
-    a(
-        "--try-after-failure",
-        action="store_true",
-        help="also try lengths above one that failed (oom, timeout, error)",
-    )
-    a("--force", action="store_true", help="measure again cells already in --out")
-    a(
-        "--retry-failed",
-        action="store_true",
-        help="measure again cells recorded with a status other than ok",
-    )
-    a("--seed", type=int, default=0, help="seed of the inputs and of the mechanisms' parameters")
-    a("--quiet", action="store_true", help="no progress bar")
-    return p
-
-
-def resolve(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill unset flags from the preset, then from the built-in defaults."""
-    preset = args.preset
-    if preset == "auto":
-        preset = "paper" if torch.cuda.is_available() else "cpu"
-    base = {**DEFAULTS, **PRESETS.get(preset, {})}
-    for name, value in base.items():
-        if name == "options":
-            args.options = [*value, *(args.options or [])]
-        elif getattr(args, name) is None:
-            setattr(args, name, value)
-    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -206,7 +206,7 @@ def status(root: Path) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from lra import generators
+    from lra import generators, listops
 
     parser = argparse.ArgumentParser(
         prog="python -m lra.data",
@@ -233,6 +233,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=generators.DEFAULT_LEVEL,
         help="pathfinder/pathx difficulty (default: the one LRA benchmarks); all = every one",
     )
+    gen.add_argument(
+        "--max-length",
+        type=int,
+        help="listops: tokens per sequence below this (default 2000, as LRA; e.g. 256 for a "
+        "small CPU task)",
+    )
+    gen.add_argument(
+        "--min-length",
+        type=int,
+        help="listops: tokens per sequence above this (default 500, or a quarter of --max-length)",
+    )
     args = parser.parse_args(argv)
     root = resolve_data_dir(args.data_dir)
     if args.command == "status":
@@ -242,7 +253,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "generate":
         if args.count is not None and args.count < 3:
             parser.error("--count must be at least 3 (one example per split)")
-        generators.GENERATORS[args.task](root, args.count, args.seed, args.level)
+        lengths = None
+        if args.min_length is not None or args.max_length is not None:
+            hi = args.max_length or listops.MAX_LENGTH
+            lo = (
+                args.min_length if args.min_length is not None else min(listops.MIN_LENGTH, hi // 4)
+            )
+            lengths = (lo, hi)
+        try:
+            generators.GENERATORS[args.task](root, args.count, args.seed, args.level, lengths)
+        except ValueError as exc:
+            parser.error(str(exc))
         return 0
     tasks = names() if args.task == "all" else [args.task]
     failed = 0

@@ -191,19 +191,28 @@ def value(tree: object) -> int:
     return apply(op, [value(a) for a in args])
 
 
-def generate(data_dir: Path, counts: dict[str, int] | None = None, seed: int = 0) -> list[Path]:
+def generate(
+    data_dir: Path,
+    counts: dict[str, int] | None = None,
+    seed: int = 0,
+    lengths: tuple[int, int] = (MIN_LENGTH, MAX_LENGTH),
+) -> list[Path]:
     """Write basic_{train,val,test}.tsv under data_dir/listops-1000; returns the files.
 
-    Distinct trees whose length is strictly between MIN_LENGTH and MAX_LENGTH, drawn with
+    Distinct trees whose length (in our tokens) is strictly between `lengths` (LRA's 500 and
+    2000 by default; shorter ones make a smaller task for CPU smoke runs), drawn with
     `random.Random(seed)`; the first counts['train'] go to train, then val, then test.
     """
     counts = counts or COUNTS
+    lo, hi = lengths
+    if not 0 <= lo < hi - 1:
+        raise ValueError(f"ListOps lengths must satisfy 0 <= min < max - 1, got {lengths}")
     rng = random.Random(seed)
     seen: set[str] = set()
     rows: list[tuple[str, int]] = []
     while len(rows) < sum(counts.values()):
         tree, length = random_tree(rng)
-        if MIN_LENGTH < length < MAX_LENGTH:
+        if lo < length < hi:
             source = to_source(tree)
             if source not in seen:
                 seen.add(source)

@@ -148,3 +148,17 @@ def test_malformed_rows_are_counted_with_their_line_and_too_many_fail(tmp_path):
 def test_missing_data_says_how_to_get_it(tmp_path):
     with pytest.raises(MissingData, match=r"python -m lra\.data generate listops"):
         load("listops", "train", tmp_path)
+
+
+def test_a_shorter_listops_keeps_its_rows_between_the_lengths_asked(tmp_path):
+    from lra.data import main
+
+    argv = ["--data-dir", str(tmp_path), "generate", "listops", "--count", "300"]
+    assert main([*argv, "--max-length", "64"]) == 0
+    d = load("listops", "train", tmp_path)
+    real = (d.inputs > 0).sum(1)
+    assert int(real.max()) < 64 and int(real.min()) > 16  # min defaults to a quarter of max
+    with pytest.raises(SystemExit):  # a pathfinder has no token lengths to choose
+        main(["--data-dir", str(tmp_path), "generate", "pathfinder", "--max-length", "64"])
+    with pytest.raises(ValueError, match="min < max"):
+        listops.generate(tmp_path, {"train": 1, "val": 1, "test": 1}, lengths=(50, 40))

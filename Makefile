@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SMOKE  := data/smoke
 
-.PHONY: help test lint format clean sweep data-status
+.PHONY: help test lint format clean sweep data-status quickstart lra-all lra-smoke
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -23,6 +24,23 @@ sweep: $(STAMP)  ## scaling sweep with the preset that fits this machine (paper 
 
 data-status: $(STAMP)  ## which LRA tasks are in the data directory, and how to get the others
 	$(BIN)/python -m lra.data status
+
+$(SMOKE)/.generated: $(STAMP)
+	$(BIN)/python -m lra.data --data-dir $(SMOKE) generate listops --count 5000 --max-length 256
+	$(BIN)/python -m lra.data --data-dir $(SMOKE) generate pathfinder --count 2000
+	@touch $@
+
+lra-smoke: $(SMOKE)/.generated  ## the smoke profile: every mechanism on small generated ListOps and Pathfinder (CPU, ~5 min)
+	$(BIN)/python -m runners.lra --profile smoke --task listops,pathfinder --method all --seeds 0 --data-dir $(SMOKE)
+
+quickstart: lra-smoke  ## fresh clone to results, offline, CPU: smoke data + training, CPU sweep (~10 min)
+	$(BIN)/python -m runners.sweep --preset cpu --device cpu
+	@echo "reports: no report builder yet; the tables below are in parquet"
+	@echo "results: results/lra (final rows), results/lra_curves (learning curves), results/sweep"
+
+lra-all: $(STAMP)  ## every task with data x every mechanism x seeds 0,1,2 at the paper profile (GPU if any); resumable
+	$(BIN)/python -m lra.data status
+	$(BIN)/python -m runners.lra --profile paper --task all --method all --seeds 0,1,2
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check .

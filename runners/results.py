@@ -11,6 +11,7 @@ torn one. Temporaries left by a killed writer are removed by the next writer.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -34,6 +35,14 @@ def write_table_atomic(rows: list[dict], schema: pa.Schema, path: Path) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: Path, value: object) -> None:
+    """Write `value` as indented JSON at `path`, atomically (parents created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+    tmp.write_text(json.dumps(value, indent=1, sort_keys=True))
+    os.replace(tmp, path)
 
 
 def remove_stale_temporaries(directory: Path) -> list[Path]:

@@ -1,0 +1,330 @@
+"""LRA training: every (task, attention, seed) trained, validated and tested, rows to parquet.
+
+    python -m runners.lra --task listops --method lotformer --profile paper --seeds 0,1,2
+    python -m runners.lra --task all --method all --profile paper --seeds 0,1,2   # make lra-all
+    python -m runners.lra --task listops,pathfinder --method all --profile smoke \\
+        --data-dir data/smoke                                                     # quickstart
+    python -m runners.lra --task listops --method softmax --set train.steps=2000 --set optim.lr=5e-4
+    python -m runners.lra --efficiency --method all    # LRA's efficiency table (text, 1K-4K)
+    python -m runners.lra --task image --method all --dry-run   # the resolved configs only
+
+Each run keeps its best-validation weights and reports the test accuracy of those (the
+original JAX code tested the last checkpoint). Final rows go to `<out>/lra-*.parquet`
+(split val and test), learning curves to `results/lra_curves/`, the resolved configuration
+to `<out>/configs/<config_hash>.json`. Runs checkpoint at every validation and on
+SIGTERM/SIGINT; the same command resumes them, and skips every (task, method, seed,
+config) already finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+import attention_zoo as zoo
+import lra
+from lra.data import load, resolve_data_dir
+from lra.registry import SPLITS, BadData, MissingData
+from runners import lra_config
+from runners.lra_efficiency import run_efficiency
+from runners.lra_train import Run, StopFlag, checkpoint_path, crop, majority_accuracy, train
+from runners.provenance import provenance, resolve_device
+from runners.results import PartWriter, read_results, write_json_atomic
+
+PROVENANCE = [
+    ("run_id", pa.string()),
+    ("started_at", pa.string()),
+    ("finished_at", pa.string()),
+    ("git_commit", pa.string()),
+    ("git_dirty", pa.bool_()),
+    ("device", pa.string()),
+    ("device_name", pa.string()),
+    ("torch_version", pa.string()),
+    ("threads", pa.int32()),
+    ("hostname", pa.string()),
+    ("allocator", pa.string()),
+    ("status", pa.string()),  # ok | error
+    ("error", pa.string()),
+]
+SCHEMA = pa.schema(
+    [
+        *PROVENANCE,
+        ("task", pa.string()),
+        ("method", pa.string()),
+        ("method_options", pa.string()),  # JSON
+        ("seed", pa.int64()),
+        ("profile", pa.string()),
+        ("config_hash", pa.string()),  # <out>/configs/<config_hash>.json holds the config
+        ("split", pa.string()),  # val | test
+        ("accuracy", pa.float64()),  # of the best-validation weights
+        ("majority_accuracy", pa.float64()),  # always answering the split's commonest class
+        ("examples", pa.int64()),
+        ("seq_len", pa.int64()),
+        ("batch", pa.int64()),
+        ("steps", pa.int64()),
+        ("best_step", pa.int64()),
+        ("train_seconds", pa.float64()),
+        ("tokens_per_s", pa.float64()),
+        ("peak_mem_bytes", pa.int64()),  # CUDA: whole run; CPU: one training step
+    ]
+)
+INTERRUPTED_EXIT = 128 + signal.SIGTERM
+
+
+def _names(text: str, known: list[str], what: str) -> list[str]:
+    if text == "all":
+        return list(known)
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise ValueError(
+            f"--{what}: unknown {unknown or text!r}; expected 'all' or some of {known}"
+        )
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m runners.lra",
+        description="Train and evaluate LRA models for every (task, attention, seed): final "
+        "rows to parquet, learning curves beside them, checkpoints; the same command resumes.",
+        epilog=f"profiles: {', '.join(lra_config.profile_names())} (runners/profiles/*.toml). "
+        f"Keys for --set: {', '.join(lra_config.SPEC)}, methods.METHOD.OPTION, "
+        "tasks.TASK.SECTION.KEY.",
+    )
+    p.add_argument("--task", default="all", help=f"comma list of {lra.names()} or all")
+    p.add_argument("--method", default="all", help=f"comma list of {zoo.names()} or all")
+    p.add_argument("--seeds", default="0", help="comma list of seeds (default 0)")
+    p.add_argument("--profile", default="paper", help="profile name or .toml path (paper)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a profile value, e.g. train.steps=100 (repeatable)",
+    )
+    p.add_argument("--data-dir", help="LRA data directory (default $LRA_DATA_DIR, else ./data)")
+    p.add_argument("--device", default="auto", help="auto (cuda if present), cpu or cuda")
+    p.add_argument("--out", type=Path, default=Path("results/lra"), help="final rows")
+    p.add_argument("--curves", type=Path, default=Path("results/lra_curves"))
+    p.add_argument("--checkpoints", type=Path, default=Path("checkpoints/lra"))
+    p.add_argument("--force", action="store_true", help="train runs already finished again")
+    p.add_argument(
+        "--stop-after-steps",
+        type=int,
+        metavar="N",
+        help="train at most N steps per run in this process, checkpoint and stop "
+        "(time-sliced jobs); the same command resumes",
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the resolved runs; train none")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    eff = p.add_argument_group("efficiency mode (LRA's efficiency table)")
+    eff.add_argument(
+        "--efficiency",
+        action="store_true",
+        help="training steps/s and peak memory of each method on the text task's model",
+    )
+    eff.add_argument("--lengths", default="1024,2048,3072,4096", help="comma list of lengths")
+    eff.add_argument("--batch", type=int, default=32, help="batch size (LRA: 32)")
+    eff.add_argument("--min-time", type=float, default=2.0, help="seconds of timed steps")
+    eff.add_argument("--efficiency-out", type=Path, default=Path("results/lra_efficiency"))
+    return p
+
+
+def plan(args: argparse.Namespace) -> tuple[list[Run], dict]:
+    """The runs to consider and the profile; ValueError/ConfigError on bad input."""
+    tasks = _names(args.task, lra.names(), "task")
+    methods = _names(args.method, zoo.names(), "method")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        raise ValueError(f"--seeds must be a comma list of integers, got {args.seeds!r}") from None
+    profile = lra_config.load_profile(args.profile)
+    runs = []
+    for task in tasks:
+        for method in methods:
+            cfg = lra_config.resolve(profile, task, method, args.overrides)
+            for seed in seeds:
+                runs.append(Run(task, method, seed, cfg, lra_config.config_hash(cfg)))
+    return runs, profile
+
+
+def load_task(task: str, data_dir: Path, length: int) -> dict:
+    """Every split of `task`, cropped to `length` (0 = as stored)."""
+    return {split: crop(load(task, split, data_dir), length) for split in SPLITS}
+
+
+def finished(out: Path) -> set[tuple]:
+    rows = read_results(out)
+    if rows.empty:
+        return set()
+    ok = rows[rows["status"] == "ok"]
+    return set(zip(ok["task"], ok["method"], ok["seed"], ok["config_hash"], strict=True))
+
+
+def result_rows(run: Run, outcome, splits: dict, env: dict) -> list[dict]:
+    base = {
+        **env,
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "status": outcome.status,
+        "error": outcome.error,
+        "task": run.task,
+        "method": run.method,
+        "method_options": json.dumps(run.cfg["method_options"], sort_keys=True),
+        "seed": run.seed,
+        "profile": run.cfg["profile"],
+        "config_hash": run.config_hash,
+        "seq_len": splits["train"].inputs.shape[1],
+        "batch": run.cfg["train"]["batch"],
+        "steps": outcome.steps,
+        "best_step": outcome.best_step,
+        "train_seconds": outcome.train_seconds,
+        "tokens_per_s": outcome.tokens_per_s,
+        "peak_mem_bytes": outcome.peak_mem_bytes,
+    }
+    return [
+        {
+            **base,
+            "split": split,
+            "accuracy": outcome.accuracy.get(split),
+            "majority_accuracy": majority_accuracy(splits[split].labels),
+            "examples": len(splits[split]),
+        }
+        for split in ("val", "test")
+    ]
+
+
+def summary(rows: pd.DataFrame) -> str:
+    """Test accuracy (mean over seeds) per task and method, beside the majority baseline."""
+    if rows.empty:
+        return "(no runs)"
+    test = rows[(rows["split"] == "test") & (rows["status"] == "ok")]
+    if test.empty:
+        return "(no finished runs)"
+    table = test.pivot_table(index="method", columns="task", values="accuracy", aggfunc="mean")
+    majority = test.groupby("task")["majority_accuracy"].first().rename("majority")
+    return (
+        table.map(lambda v: f"{100 * v:.1f}").to_string()
+        + "\n"
+        + "majority   "
+        + "  ".join(f"{t}: {100 * v:.1f}" for t, v in majority.items())
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        device = resolve_device(args.device)
+        if args.efficiency:
+            methods = _names(args.method, zoo.names(), "method")
+            lengths = sorted({int(x) for x in args.lengths.split(",")})
+            profile = lra_config.load_profile(args.profile)
+            cfgs = {m: lra_config.resolve(profile, "text", m, args.overrides) for m in methods}
+        else:
+            runs, profile = plan(args)
+        if args.stop_after_steps is not None and args.stop_after_steps < 1:
+            raise ValueError("--stop-after-steps must be >= 1")
+    except ValueError as exc:  # ConfigError included: before any training
+        parser.error(str(exc))
+    if args.efficiency:
+        return run_efficiency(cfgs, lengths, args.batch, device, args, progress=not args.quiet)
+    data_dir = resolve_data_dir(args.data_dir)
+    done = set() if args.force else finished(args.out)
+    if args.dry_run:
+        for run in runs:
+            state = (
+                "finished"
+                if (run.task, run.method, run.seed, run.config_hash) in done
+                else ("resumes" if checkpoint_path(args.checkpoints, run).is_file() else "to train")
+            )
+            print(f"{run.name}: {state}\n  {json.dumps(run.cfg, sort_keys=True)}")
+        return 0
+
+    stop = StopFlag()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+    env = provenance(device)
+    stamp = env["started_at"].replace(":", "").replace("-", "")[:15]
+    writer = PartWriter(args.out, f"lra-{stamp}-{env['run_id']}", SCHEMA)
+    missing: dict[str, str] = {}
+    loaded: dict[tuple[str, int], dict] = {}
+    failed = 0
+    todo = [r for r in runs if (r.task, r.method, r.seed, r.config_hash) not in done]
+    print(
+        f"lra: {len(runs)} runs ({len(runs) - len(todo)} already finished) on {device}, "
+        f"profile {profile['name']!r}, data {data_dir} -> {args.out}",
+        file=sys.stderr,
+    )
+    for run in todo:
+        if run.task in missing:
+            continue
+        length = run.cfg["train"]["length"]
+        try:
+            if (run.task, length) not in loaded:
+                loaded = {(run.task, length): load_task(run.task, data_dir, length)}
+        except (MissingData, BadData) as exc:
+            missing[run.task] = str(exc)
+            print(f"{run.task}: not run: {exc}", file=sys.stderr)
+            continue
+        except ValueError as exc:  # train.length cuts real tokens
+            parser.error(f"{run.task}: {exc}")
+        splits = loaded[(run.task, length)]
+        write_json_atomic(args.out / "configs" / f"{run.config_hash}.json", run.cfg)
+        outcome = train(
+            run,
+            splits,
+            device,
+            args.checkpoints,
+            args.curves,
+            stop=stop,
+            stop_after_steps=args.stop_after_steps,
+            progress=not args.quiet,
+        )
+        if outcome.status == "interrupted":
+            print(
+                f"{run.name}: {outcome.error}; checkpoint "
+                f"{checkpoint_path(args.checkpoints, run)}; run the same command to resume",
+                file=sys.stderr,
+            )
+            return INTERRUPTED_EXIT
+        for row in result_rows(run, outcome, splits, env):
+            writer.append(row)
+        checkpoint_path(args.checkpoints, run).unlink(missing_ok=True)
+        if outcome.status != "ok":
+            failed += 1
+            print(f"{run.name}: {outcome.status}: {outcome.error}", file=sys.stderr)
+        else:
+            acc = outcome.accuracy
+            print(
+                f"{run.name}: val {100 * acc['val']:.1f}%  test {100 * acc['test']:.1f}%  "
+                f"({outcome.steps} steps, best {outcome.best_step}, "
+                f"{outcome.train_seconds:.0f} s)",
+                file=sys.stderr,
+            )
+    rows = read_results(args.out)
+    if not rows.empty:
+        keys = {(r.task, r.method, r.seed, r.config_hash) for r in runs}
+        ident = zip(rows["task"], rows["method"], rows["seed"], rows["config_hash"], strict=True)
+        rows = rows[[k in keys for k in ident]]
+    print("test accuracy % (mean over seeds), best-validation weights:")
+    print(summary(rows))
+    if missing:
+        print("\ntasks without data (not run):")
+        for task, why in missing.items():
+            print(f"  {task}: {why}")
+    explicit = args.task != "all"
+    return 1 if failed or (missing and explicit) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""LRA's efficiency table: training steps per second and peak memory on the text task's model.
+
+    python -m runners.lra --efficiency --method all                  # lengths 1K-4K, batch 32
+    python -m runners.lra --efficiency --method softmax,lotformer --lengths 1024,2048 --batch 8
+
+For each mechanism and length: the text task's model of the profile (its layers, width and
+mechanism options) at that length, random byte tokens (speed and memory do not depend on
+the values), one AdamW step per call. Rows go to `results/lra_efficiency/`, written as
+they are measured; a length predicted (from the two shorter ones) to exceed the memory
+budget is recorded as skipped rather than tried, and an out-of-memory is recorded as oom.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import statistics
+
+import pyarrow as pa
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+import lra
+from lra.models import ModelConfig, build_model
+from runners.cells import is_out_of_memory
+from runners.lra_config import config_hash
+from runners.lra_train import autocast_for
+from runners.meters import measure_memory, measure_time, tensor_bytes
+from runners.provenance import provenance
+from runners.results import PartWriter
+from runners.sweep import Chain, available_memory_bytes
+
+SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("started_at", pa.string()),
+        ("measured_at", pa.string()),
+        ("git_commit", pa.string()),
+        ("git_dirty", pa.bool_()),
+        ("device", pa.string()),
+        ("device_name", pa.string()),
+        ("torch_version", pa.string()),
+        ("threads", pa.int32()),
+        ("hostname", pa.string()),
+        ("allocator", pa.string()),
+        ("status", pa.string()),  # ok | oom | skipped | error
+        ("error", pa.string()),
+        ("task", pa.string()),
+        ("method", pa.string()),
+        ("method_options", pa.string()),
+        ("profile", pa.string()),
+        ("config_hash", pa.string()),
+        ("seq_len", pa.int64()),
+        ("batch", pa.int64()),
+        ("amp", pa.string()),
+        ("steps_per_s", pa.float64()),  # 1000 / time_ms
+        ("time_ms", pa.float64()),  # median of one training step
+        ("time_ms_min", pa.float64()),
+        ("time_ms_max", pa.float64()),
+        ("repeats", pa.int32()),
+        ("peak_mem_bytes", pa.int64()),
+    ]
+)
+
+
+def measure_training_step(cfg: dict, length: int, batch: int, device, min_time_s: float) -> dict:
+    """Time and peak memory of one training step of the text model at `length`."""
+    task = lra.info("text")
+    torch.manual_seed(0)
+    model = build_model(
+        task, ModelConfig(**cfg["model"]), cfg["method"], cfg["method_options"], length
+    ).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["optim"]["lr"])
+    x = torch.randint(1, task.vocab_size, (batch, length), device=device)
+    y = torch.randint(0, task.classes, (batch,), device=device)
+
+    def step() -> None:
+        with autocast_for(device, cfg["train"]["amp"]):
+            loss = F.cross_entropy(model(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    step()  # warm-up; creates the optimizer state
+    alive = [*model.parameters(), *model.buffers(), x, y]
+    alive += [v for s in optimizer.state.values() for v in s.values() if v.dim()]
+    memory = measure_memory(step, device, before_bytes=tensor_bytes(alive))
+    times = measure_time(step, device, min_time_s=min_time_s, min_repeats=3, max_repeats=50)
+    median = statistics.median(times)
+    return {
+        "status": "ok",
+        "time_ms": median,
+        "time_ms_min": min(times),
+        "time_ms_max": max(times),
+        "repeats": len(times),
+        "steps_per_s": 1e3 / median,
+        "peak_mem_bytes": memory.peak_bytes,
+    }
+
+
+def run_efficiency(
+    cfgs: dict[str, dict],
+    lengths: list[int],
+    batch: int,
+    device: torch.device,
+    args: argparse.Namespace,
+    progress: bool = True,
+) -> int:
+    """Measure every method x length; rows to args.efficiency_out. Returns an exit code."""
+    env = provenance(device)
+    stamp = env["started_at"].replace(":", "").replace("-", "")[:15]
+    writer = PartWriter(args.efficiency_out, f"efficiency-{stamp}-{env['run_id']}", SCHEMA)
+    budget = 0.8 * available_memory_bytes() if device.type == "cpu" else math.inf
+    bar = tqdm(total=len(cfgs) * len(lengths), unit="cell", disable=not progress)
+    for method, cfg in cfgs.items():
+        chain = Chain()
+        for n in lengths:
+            bar.set_description(f"{method} N={n}")
+            predicted = chain.predict(n, 2)
+            if chain.failure:
+                measured = {"status": "skipped", "error": f"not tried: {chain.failure}"}
+            elif predicted is not None and predicted > budget:
+                measured = {
+                    "status": "skipped",
+                    "error": f"predicted peak {predicted / 2**30:.1f} GiB exceeds the memory "
+                    f"budget of {budget / 2**30:.1f} GiB",
+                }
+            else:
+                try:
+                    measured = measure_training_step(cfg, n, batch, device, args.min_time)
+                except Exception as exc:  # only out-of-memory is a result; the rest is a bug
+                    if not is_out_of_memory(exc):
+                        raise
+                    measured = {"status": "oom", "error": str(exc)[:500]}
+                    chain.failure = f"oom at N={n}"
+                finally:
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+            if measured["status"] == "ok":
+                chain.points.append((n, measured["time_ms"], measured["peak_mem_bytes"]))
+            writer.append(
+                {
+                    **env,
+                    "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                    "task": "text",
+                    "method": method,
+                    "method_options": json.dumps(cfg["method_options"], sort_keys=True),
+                    "profile": cfg["profile"],
+                    "config_hash": config_hash(cfg),
+                    "seq_len": n,
+                    "batch": batch,
+                    "amp": cfg["train"]["amp"] if device.type == "cuda" else "none",
+                    **measured,
+                }
+            )
+            bar.update()
+    bar.close()
+    print(f"{'method':<12}" + "".join(f"{n:>16}" for n in lengths))
+    for method in cfgs:
+        cells = [r for r in writer.rows if r["method"] == method]
+        shown = [
+            f"{r['steps_per_s']:.2f}/s {r['peak_mem_bytes'] / 2**20:.0f}M"
+            if r["status"] == "ok"
+            else r["status"]
+            for r in cells
+        ]
+        print(f"{method:<12}" + "".join(f"{s:>16}" for s in shown))
+    print(f"\n{len(writer.rows)} rows in {writer.path}")
+    return 0

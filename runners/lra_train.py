@@ -1,0 +1,361 @@
+"""Training one LRA model: batches by step, periodic validation, checkpoints, resume.
+
+    outcome = train(run, splits, device, checkpoints=Path("checkpoints/lra"),
+                    curves=Path("results/lra_curves"))
+
+A run is (task, method, seed, resolved config). Its batches are a function of (seed, step)
+and its dropout draws come from the global generator, whose state is checkpointed with the
+weights and the optimizer: a run stopped and resumed on the same machine gives the same
+numbers as one that never stopped. The best-validation weights are kept (in memory and in
+the checkpoint) and the test split is evaluated with them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from lra.data import TaskData
+from lra.models import ModelConfig, build_model
+from runners.meters import cpu_allocation_peak, tensor_bytes
+from runners.results import PartWriter
+
+CURVE_SCHEMA = pa.schema(
+    [
+        ("task", pa.string()),
+        ("method", pa.string()),
+        ("seed", pa.int64()),
+        ("profile", pa.string()),
+        ("config_hash", pa.string()),
+        ("step", pa.int64()),
+        ("train_loss", pa.float64()),  # mean over the steps since the previous point
+        ("val_accuracy", pa.float64()),
+        ("lr", pa.float64()),
+        ("tokens_per_s", pa.float64()),  # training throughput since the previous point
+        ("train_seconds", pa.float64()),  # cumulative, evaluation excluded
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: a task, a mechanism, a seed and the resolved configuration."""
+
+    task: str
+    method: str
+    seed: int
+    cfg: dict
+    config_hash: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}-{self.method}-s{self.seed}-{self.config_hash}"
+
+
+@dataclass
+class Outcome:
+    """How a run ended (ok | error | interrupted) and what it measured."""
+
+    status: str
+    error: str | None = None
+    steps: int = 0
+    best_step: int = 0
+    accuracy: dict[str, float] = field(default_factory=dict)  # split -> best-val weights
+    train_seconds: float = 0.0
+    tokens_per_s: float | None = None
+    peak_mem_bytes: int | None = None
+
+
+class StopFlag:
+    """Set from a signal handler; the training loop checkpoints and returns when it is."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        self.reason = f"signal {signum}"
+
+
+def lr_factor(step: int, warmup: int, total: int, schedule: str) -> float:
+    """Multiplier of the peak learning rate at `step` (1-based): linear warm-up, then decay."""
+    if step <= warmup:
+        return step / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    if schedule == "linear":
+        return 1.0 - progress
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def batch_indices(seed: int, step: int, n: int, batch: int) -> torch.Tensor:
+    """Example indices of training step `step` (0-based): epochs of seeded permutations."""
+    batch = min(batch, n)
+    per_epoch = n // batch
+    epoch, i = divmod(step, per_epoch)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    return order[i * batch : (i + 1) * batch]
+
+
+def crop(data: TaskData, length: int) -> TaskData:
+    """`data` with inputs cut to `length` tokens; ValueError if that cuts real tokens."""
+    if length == 0 or length >= data.inputs.shape[1]:
+        return data
+    inputs = [data.inputs] + ([data.inputs2] if data.inputs2 is not None else [])
+    if data.info.padding_id is None:
+        raise ValueError(
+            f"train.length = {length}: {data.info.name} has no padding (every position is "
+            f"real), its inputs are {data.inputs.shape[1]} long; use train.length = 0"
+        )
+    cut = [int((x[:, length:] != data.info.padding_id).any(1).sum()) for x in inputs]
+    if sum(cut):
+        longest = max(int((x != data.info.padding_id).sum(1).max()) for x in inputs)
+        raise ValueError(
+            f"train.length = {length} cuts real tokens from {sum(cut)} {data.split} inputs "
+            f"(the longest has {longest}); set train.length >= {longest} or 0"
+        )
+    return TaskData(
+        data.inputs[:, :length].contiguous(),
+        data.labels,
+        None if data.inputs2 is None else data.inputs2[:, :length].contiguous(),
+        data.info,
+        data.split,
+        data.skipped,
+    )
+
+
+def majority_accuracy(labels: torch.Tensor) -> float:
+    """Accuracy of always answering the most common class of `labels`."""
+    return float(np.bincount(labels.numpy()).max() / len(labels))
+
+
+def autocast_for(device: torch.device, amp: str):
+    """bf16 autocast on CUDA when the profile asks for it; nothing otherwise."""
+    if device.type == "cuda" and amp == "bf16":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _batch(data: TaskData, idx: torch.Tensor, device: torch.device):
+    x2 = None if data.inputs2 is None else data.inputs2[idx].to(device)
+    return data.inputs[idx].to(device), x2, data.labels[idx].to(device)
+
+
+@torch.no_grad()
+def evaluate(model, data: TaskData, device, batch: int, amp: str, limit: int = 0) -> float:
+    """Accuracy of `model` on the first `limit` examples of `data` (0 = all)."""
+    n = len(data) if limit == 0 else min(limit, len(data))
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for start in range(0, n, batch):
+        x, x2, y = _batch(data, torch.arange(start, min(n, start + batch)), device)
+        with autocast_for(device, amp):
+            correct += int((model(x, x2).argmax(-1) == y).sum())
+    model.train(was_training)
+    return correct / n
+
+
+def _save(path: Path, state: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _rng_state() -> dict:
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoint_path(checkpoints: Path, run: Run) -> Path:
+    return checkpoints / f"{run.name}.pt"
+
+
+def train(
+    run: Run,
+    splits: dict[str, TaskData],
+    device: torch.device,
+    checkpoints: Path,
+    curves: Path,
+    *,
+    stop: StopFlag | None = None,
+    stop_after_steps: int | None = None,
+    progress: bool = True,
+) -> Outcome:
+    """Train `run` (resuming from its checkpoint if there is one) and evaluate it."""
+    cfg, t, o = run.cfg, run.cfg["train"], run.cfg["optim"]
+    train_data = splits["train"]
+    length = train_data.inputs.shape[1]
+    tokens_per_step = min(t["batch"], len(train_data)) * length * (1 + train_data.info.pair)
+    torch.manual_seed(run.seed)
+    model = build_model(
+        train_data.info, ModelConfig(**cfg["model"]), run.method, cfg["method_options"], length
+    ).to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=o["lr"],
+        betas=tuple(o["betas"]),
+        eps=o["adam_eps"],
+        weight_decay=o["weight_decay"],
+    )
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    ckpt_path = checkpoint_path(checkpoints, run)
+    curve = PartWriter(curves, run.name, CURVE_SCHEMA)
+    state = {
+        "step": 0,
+        "best_acc": -1.0,
+        "best_step": 0,
+        "best": None,  # the best-validation weights
+        "train_seconds": 0.0,  # at the last curve point
+        "losses": [],  # of the steps since the last curve point
+        "window_s": 0.0,  # their training time
+    }
+    if ckpt_path.is_file():
+        saved = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        _set_rng_state(saved["rng"])
+        curve.rows = saved["curve"]
+        state = {k: saved[k] for k in state}
+
+    def checkpoint() -> None:
+        _save(
+            ckpt_path,
+            {
+                **state,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "rng": _rng_state(),
+                "curve": list(curve.rows),
+                "config": cfg,
+            },
+        )
+
+    def step_fn(idx: torch.Tensor) -> torch.Tensor:
+        x, x2, y = _batch(train_data, idx, device)
+        with autocast_for(device, t["amp"]):
+            loss = F.cross_entropy(model(x, x2).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if o["clip_norm"] > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), o["clip_norm"])
+        optimizer.step()
+        return loss.detach()
+
+    model.train()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    peak = None
+    start_step, shown_val = state["step"], ""
+    bar = tqdm(
+        total=t["steps"],
+        initial=start_step,
+        desc=f"{run.task} {run.method} s{run.seed}",
+        unit="step",
+        disable=not progress,
+        dynamic_ncols=True,
+        leave=False,
+    )
+    try:
+        while state["step"] < t["steps"]:
+            step = state["step"] + 1
+            lr = o["lr"] * lr_factor(step, o["warmup"], t["steps"], o["schedule"])
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            idx = batch_indices(run.seed, step - 1, len(train_data), t["batch"])
+            t0 = time.perf_counter()
+            if peak is None and device.type == "cpu":  # the allocator's events of one step
+                alive = [*model.parameters(), *model.buffers()]
+                alive += [v for s in optimizer.state.values() for v in s.values() if v.dim()]
+                holder: list[torch.Tensor] = []
+                peak = tensor_bytes(alive) + cpu_allocation_peak(
+                    lambda: holder.append(step_fn(idx))  # noqa: B023 (called right here)
+                )
+                loss = holder[0]
+            else:
+                loss = step_fn(idx)
+            loss_value = float(loss)  # one host synchronisation per step
+            state["window_s"] += time.perf_counter() - t0
+            if not math.isfinite(loss_value):
+                return Outcome(
+                    "error",
+                    f"training loss is {loss_value} at step {step} (lr {lr:.3g}): the run "
+                    "stopped; lower optim.lr or change the mechanism's options",
+                    steps=step,
+                )
+            state["losses"].append(loss_value)
+            state["step"] = step
+            if step % t["eval_every"] == 0 or step == t["steps"]:
+                val = evaluate(
+                    model, splits["val"], device, t["batch"], t["amp"], t["eval_examples"]
+                )
+                state["train_seconds"] += state["window_s"]
+                window = len(state["losses"]) * tokens_per_step / max(state["window_s"], 1e-9)
+                curve.append(
+                    {
+                        "task": run.task,
+                        "method": run.method,
+                        "seed": run.seed,
+                        "profile": cfg["profile"],
+                        "config_hash": run.config_hash,
+                        "step": step,
+                        "train_loss": float(np.mean(state["losses"])),
+                        "val_accuracy": val,
+                        "lr": lr,
+                        "tokens_per_s": window,
+                        "train_seconds": state["train_seconds"],
+                    }
+                )
+                state.update(losses=[], window_s=0.0)
+                if val > state["best_acc"]:
+                    state.update(
+                        best_acc=val, best_step=step, best=copy.deepcopy(model.state_dict())
+                    )
+                checkpoint()
+                shown_val = f"val {val:.3f} (best {state['best_acc']:.3f})"
+            bar.set_postfix_str(f"loss {loss_value:.3f} {shown_val}", refresh=False)
+            bar.update()
+            interrupted = stop is not None and stop.reason
+            if interrupted or (stop_after_steps and step - start_step >= stop_after_steps):
+                checkpoint()
+                why = stop.reason if interrupted else f"--stop-after-steps {stop_after_steps}"
+                return Outcome("interrupted", f"stopped at step {step} ({why})", steps=step)
+    finally:
+        bar.close()
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device)
+    model.load_state_dict(state["best"])
+    accuracy = {
+        "val": state["best_acc"],
+        "test": evaluate(model, splits["test"], device, t["batch"], t["amp"]),
+    }
+    _save(checkpoints / f"{run.name}.best.pt", {"model": state["best"], "config": cfg})
+    seconds = state["train_seconds"]
+    return Outcome(
+        "ok",
+        steps=state["step"],
+        best_step=state["best_step"],
+        accuracy=accuracy,
+        train_seconds=seconds,
+        tokens_per_s=state["step"] * tokens_per_step / seconds if seconds else None,
+        peak_mem_bytes=peak,
+    )

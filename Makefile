@@ -35,7 +35,7 @@ lra-smoke: $(SMOKE)/.generated  ## the smoke profile: every mechanism on small g
 
 quickstart: lra-smoke  ## fresh clone to results, offline, CPU: smoke data + training, CPU sweep (~10 min)
 	$(BIN)/python -m runners.sweep --preset cpu --device cpu
-	@echo "reports: no report builder yet; the tables below are in parquet"
+	@echo "reports: no report builder yet (make report comes with the reports package)"
 	@echo "results: results/lra (final rows), results/lra_curves (learning curves), results/sweep"
 
 lra-all: $(STAMP)  ## every task with data x every mechanism x seeds 0,1,2 at the paper profile (GPU if any); resumable

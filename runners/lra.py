@@ -114,9 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data-dir", help="LRA data directory (default $LRA_DATA_DIR, else ./data)")
     p.add_argument("--device", default="auto", help="auto (cuda if present), cpu or cuda")
-    p.add_argument("--out", type=Path, default=Path("results/lra"), help="final rows")
-    p.add_argument("--curves", type=Path, default=Path("results/lra_curves"))
-    p.add_argument("--checkpoints", type=Path, default=Path("checkpoints/lra"))
+    p.add_argument("--out", type=Path, default=Path("results/lra"), help="final rows (results/lra)")
+    p.add_argument(
+        "--curves",
+        type=Path,
+        default=Path("results/lra_curves"),
+        help="learning curves (results/lra_curves)",
+    )
+    p.add_argument(
+        "--checkpoints",
+        type=Path,
+        default=Path("checkpoints/lra"),
+        help="checkpoints and best weights (checkpoints/lra)",
+    )
     p.add_argument("--force", action="store_true", help="train runs already finished again")
     p.add_argument(
         "--stop-after-steps",
@@ -133,10 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="training steps/s and peak memory of each method on the text task's model",
     )
-    eff.add_argument("--lengths", default="1024,2048,3072,4096", help="comma list of lengths")
-    eff.add_argument("--batch", type=int, default=32, help="batch size (LRA: 32)")
-    eff.add_argument("--min-time", type=float, default=2.0, help="seconds of timed steps")
-    eff.add_argument("--efficiency-out", type=Path, default=Path("results/lra_efficiency"))
+    eff.add_argument(
+        "--lengths", default="1024,2048,3072,4096", help="comma list (1024,2048,3072,4096)"
+    )
+    eff.add_argument("--batch", type=int, default=32, help="batch size (32, as LRA)")
+    eff.add_argument("--min-time", type=float, default=2.0, help="seconds of timed steps (2)")
+    eff.add_argument(
+        "--efficiency-out",
+        type=Path,
+        default=Path("results/lra_efficiency"),
+        help="rows (results/lra_efficiency)",
+    )
     return p
 
 
@@ -227,7 +244,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         device = resolve_device(args.device)
         if args.efficiency:
             methods = _names(args.method, zoo.names(), "method")
-            lengths = sorted({int(x) for x in args.lengths.split(",")})
+            try:
+                lengths = sorted({int(x) for x in args.lengths.split(",")})
+            except ValueError:
+                raise ValueError(
+                    f"--lengths must be a comma list of integers, got {args.lengths!r}"
+                ) from None
+            if lengths[0] < 1 or args.batch < 1:
+                raise ValueError("--lengths and --batch must be >= 1")
             profile = lra_config.load_profile(args.profile)
             cfgs = {m: lra_config.resolve(profile, "text", m, args.overrides) for m in methods}
         else:

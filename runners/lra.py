@@ -37,26 +37,12 @@ from runners import lra_config
 from runners.lra_efficiency import run_efficiency
 from runners.lra_train import Run, StopFlag, checkpoint_path, crop, majority_accuracy, train
 from runners.provenance import provenance, resolve_device
-from runners.results import PartWriter, read_results, write_json_atomic
+from runners.results import PROVENANCE_FIELDS, PartWriter, read_results, write_json_atomic
 
-PROVENANCE = [
-    ("run_id", pa.string()),
-    ("started_at", pa.string()),
-    ("finished_at", pa.string()),
-    ("git_commit", pa.string()),
-    ("git_dirty", pa.bool_()),
-    ("device", pa.string()),
-    ("device_name", pa.string()),
-    ("torch_version", pa.string()),
-    ("threads", pa.int32()),
-    ("hostname", pa.string()),
-    ("allocator", pa.string()),
-    ("status", pa.string()),  # ok | error
-    ("error", pa.string()),
-]
 SCHEMA = pa.schema(
     [
-        *PROVENANCE,
+        *PROVENANCE_FIELDS,
+        ("finished_at", pa.string()),
         ("task", pa.string()),
         ("method", pa.string()),
         ("method_options", pa.string()),  # JSON

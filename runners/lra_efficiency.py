@@ -30,24 +30,13 @@ from runners.lra_config import config_hash
 from runners.lra_train import autocast_for
 from runners.meters import measure_memory, measure_time, tensor_bytes
 from runners.provenance import provenance
-from runners.results import PartWriter
+from runners.results import PROVENANCE_FIELDS, PartWriter
 from runners.sweep import Chain, available_memory_bytes
 
 SCHEMA = pa.schema(
     [
-        ("run_id", pa.string()),
-        ("started_at", pa.string()),
+        *PROVENANCE_FIELDS,
         ("measured_at", pa.string()),
-        ("git_commit", pa.string()),
-        ("git_dirty", pa.bool_()),
-        ("device", pa.string()),
-        ("device_name", pa.string()),
-        ("torch_version", pa.string()),
-        ("threads", pa.int32()),
-        ("hostname", pa.string()),
-        ("allocator", pa.string()),
-        ("status", pa.string()),  # ok | oom | skipped | error
-        ("error", pa.string()),
         ("task", pa.string()),
         ("method", pa.string()),
         ("method_options", pa.string()),

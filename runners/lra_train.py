@@ -17,6 +17,7 @@ import copy
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,6 +187,37 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _build(run: Run, train_data: TaskData, device: torch.device):
+    """The model (initialised from the run's seed) and its AdamW optimizer."""
+    cfg, o = run.cfg, run.cfg["optim"]
+    torch.manual_seed(run.seed)
+    model = build_model(
+        train_data.info,
+        ModelConfig(**cfg["model"]),
+        run.method,
+        cfg["method_options"],
+        train_data.inputs.shape[1],
+    ).to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=o["lr"],
+        betas=tuple(o["betas"]),
+        eps=o["adam_eps"],
+        weight_decay=o["weight_decay"],
+    )
+    return model, optimizer
+
+
+def _with_cpu_peak(step: Callable[[], torch.Tensor], model, optimizer) -> tuple[torch.Tensor, int]:
+    """Run `step` once under the allocator's events: its result and the peak tensor bytes
+    (weights, buffers and optimizer state alive before, plus the step's own peak)."""
+    alive = [*model.parameters(), *model.buffers()]
+    alive += [v for s in optimizer.state.values() for v in s.values() if v.dim()]
+    holder: list[torch.Tensor] = []
+    peak = cpu_allocation_peak(lambda: holder.append(step()))
+    return holder[0], tensor_bytes(alive) + peak
+
+
 def checkpoint_path(checkpoints: Path, run: Run) -> Path:
     return checkpoints / f"{run.name}.pt"
 
@@ -206,17 +238,7 @@ def train(
     train_data = splits["train"]
     length = train_data.inputs.shape[1]
     tokens_per_step = min(t["batch"], len(train_data)) * length * (1 + train_data.info.pair)
-    torch.manual_seed(run.seed)
-    model = build_model(
-        train_data.info, ModelConfig(**cfg["model"]), run.method, cfg["method_options"], length
-    ).to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(),
-        lr=o["lr"],
-        betas=tuple(o["betas"]),
-        eps=o["adam_eps"],
-        weight_decay=o["weight_decay"],
-    )
+    model, optimizer = _build(run, train_data, device)
     checkpoints.mkdir(parents=True, exist_ok=True)
     ckpt_path = checkpoint_path(checkpoints, run)
     curve = PartWriter(curves, run.name, CURVE_SCHEMA)
@@ -284,13 +306,7 @@ def train(
             idx = batch_indices(run.seed, step - 1, len(train_data), t["batch"])
             t0 = time.perf_counter()
             if peak is None and device.type == "cpu":  # the allocator's events of one step
-                alive = [*model.parameters(), *model.buffers()]
-                alive += [v for s in optimizer.state.values() for v in s.values() if v.dim()]
-                holder: list[torch.Tensor] = []
-                peak = tensor_bytes(alive) + cpu_allocation_peak(
-                    lambda: holder.append(step_fn(idx))  # noqa: B023 (called right here)
-                )
-                loss = holder[0]
+                loss, peak = _with_cpu_peak(lambda: step_fn(idx), model, optimizer)  # noqa: B023
             else:
                 loss = step_fn(idx)
             loss_value = float(loss)  # one host synchronisation per step

@@ -21,6 +21,21 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+# the columns every result row carries (DESIGN.md), filled from runners.provenance
+PROVENANCE_FIELDS = [
+    ("run_id", pa.string()),
+    ("started_at", pa.string()),
+    ("git_commit", pa.string()),
+    ("git_dirty", pa.bool_()),
+    ("device", pa.string()),
+    ("device_name", pa.string()),
+    ("torch_version", pa.string()),
+    ("threads", pa.int32()),
+    ("hostname", pa.string()),
+    ("allocator", pa.string()),  # glibc-thp | system (CPU), torch-cuda-caching
+    ("status", pa.string()),  # ok | oom | timeout | error | skipped
+    ("error", pa.string()),
+]
 TMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.parquet\.tmp-(?P<host>[^-]+)-(?P<pid>\d+)$")
 
 

@@ -31,24 +31,13 @@ import attention_zoo as zoo
 from runners import cpu_allocator
 from runners.cells import PASSES, Cell, Settings, measure_cell
 from runners.provenance import provenance, resolve_device
-from runners.results import PartWriter, read_results
+from runners.results import PROVENANCE_FIELDS, PartWriter, read_results
 from runners.sweep_args import build_parser, parse_lengths, parse_options, resolve
 
 SCHEMA = pa.schema(
     [
-        ("run_id", pa.string()),
-        ("started_at", pa.string()),
+        *PROVENANCE_FIELDS,
         ("measured_at", pa.string()),
-        ("git_commit", pa.string()),
-        ("git_dirty", pa.bool_()),
-        ("device", pa.string()),
-        ("device_name", pa.string()),
-        ("torch_version", pa.string()),
-        ("threads", pa.int32()),
-        ("hostname", pa.string()),
-        ("allocator", pa.string()),  # glibc-thp | system (CPU), torch-cuda-caching
-        ("status", pa.string()),  # ok | oom | timeout | error | skipped
-        ("error", pa.string()),
         ("method", pa.string()),
         ("method_options", pa.string()),  # JSON of the resolved options
         ("seq_len", pa.int64()),

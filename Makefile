@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SMOKE  := data/smoke
 
-.PHONY: help test lint format clean sweep data-status quickstart lra-all lra-smoke
+.PHONY: help test lint format clean sweep data-status quickstart lra-all lra-smoke report
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -35,12 +35,15 @@ lra-smoke: $(SMOKE)/.generated  ## the smoke profile: every mechanism on small g
 
 quickstart: lra-smoke  ## fresh clone to results, offline, CPU: smoke data + training, CPU sweep (~10 min)
 	$(BIN)/python -m runners.sweep --preset cpu --device cpu
-	@echo "reports: no report builder yet (make report comes with the reports package)"
-	@echo "results: results/lra (final rows), results/lra_curves (learning curves), results/sweep"
+	$(MAKE) --no-print-directory report
+	@echo "results: results/lra (final rows), results/lra_curves (learning curves), results/sweep; tables: reports/out"
 
 lra-all: $(STAMP)  ## every task with data x every mechanism x seeds 0,1,2 at the paper profile (GPU if any); resumable
 	$(BIN)/python -m lra.data status
 	$(BIN)/python -m runners.lra --profile paper --task all --method all --seeds 0,1,2
+
+report: $(STAMP)  ## tables from results/ into reports/out/ (LRA accuracy: Markdown, LaTeX, CSV)
+	$(BIN)/python -m reports build --results results --out reports/out
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check .

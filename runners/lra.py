@@ -166,8 +166,8 @@ def load_task(task: str, data_dir: Path, length: int) -> dict:
     return {split: crop(load(task, split, data_dir), length) for split in SPLITS}
 
 
-def finished(out: Path) -> set[tuple]:
-    rows = read_results(out)
+def finished(rows: pd.DataFrame) -> set[tuple]:
+    """(task, method, seed, config_hash) of the runs among `rows` that ended ok."""
     if rows.empty:
         return set()
     ok = rows[rows["status"] == "ok"]
@@ -249,7 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.efficiency:
         return run_efficiency(cfgs, lengths, args.batch, device, args, progress=not args.quiet)
     data_dir = resolve_data_dir(args.data_dir)
-    done = set() if args.force else finished(args.out)
+    existing = read_results(args.out)
+    done = set() if args.force else finished(existing)
     if args.dry_run:
         for run in runs:
             state = (
@@ -321,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{outcome.train_seconds:.0f} s)",
                 file=sys.stderr,
             )
-    rows = read_results(args.out)
+    rows = pd.concat([existing, pd.DataFrame(writer.rows, columns=SCHEMA.names)])
     if not rows.empty:
         keys = {(r.task, r.method, r.seed, r.config_hash) for r in runs}
         ident = zip(rows["task"], rows["method"], rows["seed"], rows["config_hash"], strict=True)

@@ -5,9 +5,10 @@
 
 For each mechanism and length: the text task's model of the profile (its layers, width and
 mechanism options) at that length, random byte tokens (speed and memory do not depend on
-the values), one AdamW step per call. Rows go to `results/lra_efficiency/`, written as
-they are measured; a length predicted (from the two shorter ones) to exceed the memory
-budget is recorded as skipped rather than tried, and an out-of-memory is recorded as oom.
+the values), one training step per call (AdamW, clipping and autocast as in training).
+Rows go to `results/lra_efficiency/`, written as they are measured; a length predicted
+(from the two shorter ones) to exceed the memory budget is recorded as skipped rather than
+tried, and an out-of-memory is recorded as oom.
 """
 
 from __future__ import annotations
@@ -20,15 +21,13 @@ import statistics
 
 import pyarrow as pa
 import torch
-from torch.nn import functional as F
 from tqdm import tqdm
 
 import lra
-from lra.models import ModelConfig, build_model
 from runners.cells import is_out_of_memory
 from runners.lra_config import config_hash
-from runners.lra_train import autocast_for
-from runners.meters import measure_memory, measure_time, tensor_bytes
+from runners.lra_train import build_training, state_bytes, train_step
+from runners.meters import measure_memory, measure_time
 from runners.provenance import provenance
 from runners.results import PROVENANCE_FIELDS, PartWriter
 from runners.sweep import Chain, available_memory_bytes
@@ -58,25 +57,16 @@ SCHEMA = pa.schema(
 def measure_training_step(cfg: dict, length: int, batch: int, device, min_time_s: float) -> dict:
     """Time and peak memory of one training step of the text model at `length`."""
     task = lra.info("text")
-    torch.manual_seed(0)
-    model = build_model(
-        task, ModelConfig(**cfg["model"]), cfg["method"], cfg["method_options"], length
-    ).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["optim"]["lr"])
+    model, optimizer = build_training(cfg, task, length, 0, device)
     x = torch.randint(1, task.vocab_size, (batch, length), device=device)
     y = torch.randint(0, task.classes, (batch,), device=device)
 
     def step() -> None:
-        with autocast_for(device, cfg["train"]["amp"]):
-            loss = F.cross_entropy(model(x).float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train_step(model, optimizer, cfg, device, x, None, y)
 
     step()  # warm-up; creates the optimizer state
-    alive = [*model.parameters(), *model.buffers(), x, y]
-    alive += [v for s in optimizer.state.values() for v in s.values() if v.dim()]
-    memory = measure_memory(step, device, before_bytes=tensor_bytes(alive))
+    alive = state_bytes(model, optimizer, x, y)
+    memory = measure_memory(step, device, before_bytes=alive)
     times = measure_time(step, device, min_time_s=min_time_s, min_repeats=3, max_repeats=50)
     median = statistics.median(times)
     return {

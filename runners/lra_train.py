@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from lra.data import TaskData
 from lra.models import ModelConfig, build_model
+from lra.registry import TaskInfo
 from runners.meters import cpu_allocation_peak, tensor_bytes
 from runners.results import PartWriter
 
@@ -187,16 +188,12 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _build(run: Run, train_data: TaskData, device: torch.device):
-    """The model (initialised from the run's seed) and its AdamW optimizer."""
-    cfg, o = run.cfg, run.cfg["optim"]
-    torch.manual_seed(run.seed)
+def build_training(cfg: dict, task: TaskInfo, length: int, seed: int, device: torch.device):
+    """The model of `cfg` (initialised from `seed`) and its AdamW optimizer."""
+    o = cfg["optim"]
+    torch.manual_seed(seed)
     model = build_model(
-        train_data.info,
-        ModelConfig(**cfg["model"]),
-        run.method,
-        cfg["method_options"],
-        train_data.inputs.shape[1],
+        task, ModelConfig(**cfg["model"]), cfg["method"], cfg["method_options"], length
     ).to(device)
     optimizer = torch.optim.AdamW(
         model.parameters(),
@@ -208,14 +205,32 @@ def _build(run: Run, train_data: TaskData, device: torch.device):
     return model, optimizer
 
 
+def train_step(model, optimizer, cfg: dict, device: torch.device, x, x2, y) -> torch.Tensor:
+    """One optimizer step on a batch (autocast and gradient clipping as `cfg` says)."""
+    with autocast_for(device, cfg["train"]["amp"]):
+        loss = F.cross_entropy(model(x, x2).float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg["optim"]["clip_norm"] > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["optim"]["clip_norm"])
+    optimizer.step()
+    return loss.detach()
+
+
+def state_bytes(model, optimizer, *extra: torch.Tensor) -> int:
+    """Bytes of the weights, buffers and optimizer state (and `extra`) alive between steps."""
+    alive = [*model.parameters(), *model.buffers(), *extra]
+    alive += [v for s in optimizer.state.values() for v in s.values() if v.dim()]
+    return tensor_bytes(alive)
+
+
 def _with_cpu_peak(step: Callable[[], torch.Tensor], model, optimizer) -> tuple[torch.Tensor, int]:
     """Run `step` once under the allocator's events: its result and the peak tensor bytes
-    (weights, buffers and optimizer state alive before, plus the step's own peak)."""
-    alive = [*model.parameters(), *model.buffers()]
-    alive += [v for s in optimizer.state.values() for v in s.values() if v.dim()]
+    (the state alive before, plus the step's own peak)."""
+    before = state_bytes(model, optimizer)
     holder: list[torch.Tensor] = []
     peak = cpu_allocation_peak(lambda: holder.append(step()))
-    return holder[0], tensor_bytes(alive) + peak
+    return holder[0], before + peak
 
 
 def checkpoint_path(checkpoints: Path, run: Run) -> Path:
@@ -238,7 +253,7 @@ def train(
     train_data = splits["train"]
     length = train_data.inputs.shape[1]
     tokens_per_step = min(t["batch"], len(train_data)) * length * (1 + train_data.info.pair)
-    model, optimizer = _build(run, train_data, device)
+    model, optimizer = build_training(cfg, train_data.info, length, run.seed, device)
     checkpoints.mkdir(parents=True, exist_ok=True)
     ckpt_path = checkpoint_path(checkpoints, run)
     curve = PartWriter(curves, run.name, CURVE_SCHEMA)
@@ -273,15 +288,7 @@ def train(
         )
 
     def step_fn(idx: torch.Tensor) -> torch.Tensor:
-        x, x2, y = _batch(train_data, idx, device)
-        with autocast_for(device, t["amp"]):
-            loss = F.cross_entropy(model(x, x2).float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if o["clip_norm"] > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), o["clip_norm"])
-        optimizer.step()
-        return loss.detach()
+        return train_step(model, optimizer, cfg, device, *_batch(train_data, idx, device))
 
     model.train()
     if device.type == "cuda":

@@ -15,10 +15,12 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
+
+from reports import data
 
 REFERENCE = Path(__file__).resolve().parent / "reference"
 TASK_ORDER = ["listops", "text", "retrieval", "image", "pathfinder", "pathx"]
@@ -34,17 +36,24 @@ class Cell:
     n: int = 0
     notes: tuple[int, ...] = ()  # footnote numbers
     best: bool = False
+    extra: str = ""  # shown after the value, e.g. a speed-up "(3.2×)"
 
 
 @dataclass
 class Table:
-    """Rows of cells under task columns (+ Avg), ours first, then reported ones."""
+    """Rows of cells under columns, ours first, then reported ones.
+
+    `higher_is_better` (one per column, all True when empty) says which way bold points;
+    `provenance` holds, per row, where its numbers come from (commits, devices, dates)."""
 
     title: str
     columns: list[str]
     ours: dict[str, list[Cell]] = field(default_factory=dict)
     reported: dict[str, list[Cell]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    higher_is_better: list[bool] = field(default_factory=list)
+    provenance: dict[str, str] = field(default_factory=dict)
+    legend: str = ""  # one line under the table saying what a cell is
 
 
 def published_accuracy() -> pd.DataFrame:
@@ -75,34 +84,69 @@ def lra_accuracy(
     if reported is not None:
         tasks = [t for t in TASK_ORDER if t in tasks or t in set(reported["task"])]
     columns = [*tasks, "avg"]
-    table = Table(f"LRA test accuracy (%), profile {profile!r}", columns)
+    table = Table(
+        f"LRA test accuracy (%), profile {profile!r}",
+        columns,
+        legend="cells: mean ± sample std (seeds) of the best-validation checkpoint's test "
+        f"accuracy; avg: the mean over {', '.join(AVERAGED)} ('-' when one is missing)",
+    )
     methods = sorted(set(test["method"])) if len(test) else []
     for method in methods:
-        cells = []
+        cells, used = [], []
         for task in tasks:
-            runs = test[(test["method"] == method) & (test["task"] == task)]
-            cells.append(_cell(table, runs, method, task))
+            runs, notes = latest_config(
+                table, test[(test["method"] == method) & (test["task"] == task)]
+            )
+            cells.append(_accuracy_cell(table, runs, method, task, notes))
+            used.append(runs)
         table.ours[method] = [*cells, _average(cells, tasks)]
-    for i, _ in enumerate(columns):  # bold: the best mean of our rows per column
-        means = [cells[i].mean for cells in table.ours.values() if cells[i].mean is not None]
-        for method, cells in table.ours.items():
-            if means and cells[i].mean == max(means):
-                table.ours[method][i] = Cell(**{**cells[i].__dict__, "best": True})
+        table.provenance[method] = provenance(pd.concat(used))
+    _mark_best(table)
     if reported is not None:
         for (source, model), group in reported.groupby(["source", "model"], sort=False):
             values = dict(zip(group["task"], group["accuracy"], strict=True))
             cells = [Cell(float(values[t])) if t in values else Cell(None) for t in tasks]
-            table.reported[f"{model}, reported ({source})"] = [*cells, _average(cells, tasks)]
+            name = f"{model}, reported ({source})"
+            table.reported[name] = [*cells, _average(cells, tasks)]
+            table.provenance[name] = f"published: {source}"
     return table
 
 
-def _cell(table: Table, runs: pd.DataFrame, method: str, task: str) -> Cell:
-    notes: list[int] = []
-    if len(runs) and runs["config_hash"].nunique() > 1:  # the latest configuration only
-        latest = runs.sort_values("finished_at")["config_hash"].iloc[-1]
-        others = runs["config_hash"].nunique() - 1
-        notes.append(_note(table, f"{method} / {task}: {others} older configuration(s) not shown"))
-        runs = runs[runs["config_hash"] == latest]
+def provenance(runs: pd.DataFrame) -> str:
+    """Where a row's numbers come from: its commits, devices and dates, in one line."""
+    if runs.empty:
+        return "no runs"
+    commits = (
+        sorted({str(c)[:8] for c in runs["git_commit"].dropna()}) if "git_commit" in runs else []
+    )
+    devices = (
+        sorted({f"{n} ({d})" for n, d in zip(runs["device_name"], runs["device"], strict=True)})
+        if {"device_name", "device"} <= set(runs.columns)
+        else []
+    )
+    when = next((c for c in ("finished_at", "measured_at", "started_at") if c in runs), None)
+    days = sorted({str(t)[:10] for t in runs[when].dropna()}) if when else []
+    dates = days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}" if days else "?"
+    return (
+        f"commit {', '.join(commits) or '?'} · {'; '.join(devices) or '?'} · {dates} · "
+        f"{len(runs)} row(s)"
+    )
+
+
+def latest_config(table: Table, runs: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
+    """The runs of the most recent configuration (older ones footnoted, not mixed in), notes."""
+    if len(runs) == 0 or runs["config_hash"].nunique() == 1:
+        return runs, []
+    latest = runs.sort_values("finished_at")["config_hash"].iloc[-1]
+    method, task = runs["method"].iloc[0], runs["task"].iloc[0]
+    others = runs["config_hash"].nunique() - 1
+    note = _note(table, f"{method} / {task}: {others} older configuration(s) not shown")
+    return runs[runs["config_hash"] == latest], [note]
+
+
+def _accuracy_cell(
+    table: Table, runs: pd.DataFrame, method: str, task: str, notes: list[int]
+) -> Cell:
     ok = runs[runs["status"] == "ok"]
     failed = runs[runs["status"] != "ok"]
     if len(failed):
@@ -120,15 +164,119 @@ def _cell(table: Table, runs: pd.DataFrame, method: str, task: str) -> Cell:
     return Cell(float(values.mean()), std, n, tuple(notes))
 
 
-def _fmt(cell: Cell, plus_minus: str = "±") -> str:
+def _mark_best(table: Table) -> None:
+    """Bold the best mean of our rows in each column (max or min as the column says)."""
+    for i, _ in enumerate(table.columns):
+        higher = table.higher_is_better[i] if table.higher_is_better else True
+        means = [cells[i].mean for cells in table.ours.values() if cells[i].mean is not None]
+        if not means:
+            continue
+        best = max(means) if higher else min(means)
+        for cells in table.ours.values():
+            if cells[i].mean == best:
+                cells[i] = replace(cells[i], best=True)
+
+
+def lra_efficiency(
+    rows: pd.DataFrame, reported: pd.DataFrame | None = None, lengths: list[int] | None = None
+) -> Table:
+    """The LRA paper's Table 2 for one setting: steps/s (speed-up over softmax) and peak memory.
+
+    `rows` are the efficiency rows of one (device, batch, amp, task) setting; the latest row per
+    (method, seq_len) counts. Cells that did not run (oom, skipped) are '-' with a footnote.
+    Published rows get their speed-up over the published Transformer."""
+    lengths = lengths or sorted(
+        {
+            *map(int, rows["seq_len"]),
+            *(map(int, reported["seq_len"]) if reported is not None else []),
+        }
+    )
+    k = [f"{n // 1024}K" if n % 1024 == 0 else str(n) for n in lengths]
+    columns = [f"steps/s {x}" for x in k] + [f"memory GB {x}" for x in k]
+    first = rows.iloc[0] if len(rows) else None
+    setting = (
+        f"{first['device_name']} ({first['device']}), {first['task']} model, batch "
+        f"{first['batch']}, amp {first['amp']}, profile {first['profile']!r}"
+        if first is not None
+        else "no measured rows"
+    )
+    table = Table(
+        f"LRA efficiency: training steps per second and peak memory, {setting}",
+        columns,
+        higher_is_better=[True] * len(lengths) + [False] * len(lengths),
+        legend="steps/s: training steps per second (forward, backward, optimizer step), in "
+        "brackets the speed-up over softmax at the same length; memory: peak GB during a step; "
+        "reported rows were measured by their authors on their own hardware and batch size: "
+        "compare speed-ups, not absolute numbers",
+    )
+    latest = data.latest(rows, ["method", "seq_len"])
+    base = latest[(latest["method"] == "softmax") & (latest["status"] == "ok")]
+    base_speed = dict(zip(base["seq_len"], base["steps_per_s"], strict=True))
+    for method, group in sorted(latest.groupby("method"), key=lambda kv: kv[0]):
+        speed, memory = [], []
+        for n in lengths:
+            hit = group[group["seq_len"] == n]
+            if hit.empty or hit["status"].iloc[0] != "ok":
+                if n not in set(latest["seq_len"]):
+                    text = f"N = {n}: not in our measured lengths"
+                elif hit.empty:
+                    text = f"{method} at N = {n}: not measured"
+                else:
+                    error = hit["error"].iloc[0]
+                    detail = f" ({error[:80]})" if isinstance(error, str) else ""
+                    text = f"{method} at N = {n}: {hit['status'].iloc[0]}{detail}"
+                note = (_note(table, text),)
+                speed.append(Cell(None, notes=note))
+                memory.append(Cell(None, notes=note))
+                continue
+            s, r = float(hit["steps_per_s"].iloc[0]), hit.iloc[0]
+            up = f"({s / base_speed[n]:.1f}×)" if n in base_speed else ""
+            speed.append(Cell(s, extra=up))
+            memory.append(Cell(float(r["peak_mem_bytes"]) / 1e9))
+        table.ours[method] = speed + memory
+        table.provenance[method] = provenance(group)
+    _mark_best(table)
+    if reported is not None:
+        ref = reported[reported["model"] == "Transformer"]
+        ref_speed = dict(zip(ref["seq_len"], ref["steps_per_second"], strict=True))
+        for (source, model), group in reported.groupby(["source", "model"], sort=False):
+            by_len = {int(r.seq_len): r for r in group.itertuples()}
+            speed = [
+                Cell(
+                    float(by_len[n].steps_per_second),
+                    extra=f"({by_len[n].steps_per_second / ref_speed[n]:.1f}×)"
+                    if n in ref_speed
+                    else "",
+                )
+                if n in by_len
+                else Cell(None)
+                for n in lengths
+            ]
+            memory = [
+                Cell(float(by_len[n].peak_memory_gb)) if n in by_len else Cell(None)
+                for n in lengths
+            ]
+            name = f"{model}, reported ({source})"
+            table.reported[name] = speed + memory
+            table.provenance[name] = f"published: {source}"
+    return table
+
+
+def published_efficiency() -> pd.DataFrame:
+    """The published LRA efficiency rows (source, model, seq_len, steps/s, peak memory GB)."""
+    return pd.read_csv(REFERENCE / "lra_published_efficiency.csv")
+
+
+def format_cell(cell: Cell) -> str:
+    """A cell as text: '-', '36.37', '34.00 ± 4.00 (3)', '2.90 (12.3×)'."""
     if cell.mean is None:
         text = "-"
     elif cell.n == 0:  # reported number, or an average
         text = f"{cell.mean:.2f}"
     else:
-        spread = f" {plus_minus} {cell.std:.2f}" if cell.std is not None else ""
+        spread = f" ± {cell.std:.2f}" if cell.std is not None else ""
         text = f"{cell.mean:.2f}{spread} ({cell.n})"
-    return text
+    return f"{text} {cell.extra}" if cell.extra else text
 
 
 def to_markdown(table: Table) -> str:
@@ -139,16 +287,13 @@ def to_markdown(table: Table) -> str:
     for name, cells in [*table.ours.items(), *table.reported.items()]:
         shown = []
         for c in cells:
-            text = _fmt(c)
+            text = format_cell(c)
             text = f"**{text}**" if c.best else text
             shown.append(text + "".join(f" [{i}]" for i in c.notes))
         lines.append("| " + " | ".join([name, *shown]) + " |")
     lines.append("")
     lines += [f"[{i}] {n}" for i, n in enumerate(table.notes, 1)]
-    lines.append(
-        "cells: mean ± sample std (seeds) of the best-validation checkpoint's test accuracy; "
-        f"avg: the mean over {', '.join(AVERAGED)} ('-' when one is missing)"
-    )
+    lines.append(table.legend)
     return "\n".join(lines) + "\n"
 
 
@@ -159,6 +304,7 @@ def _tex(text: str) -> str:
         ("%", r"\%"),
         ("_", r"\_"),
         ("#", r"\#"),
+        ("×", r"$\times$"),
     ]:
         text = text.replace(a, b)
     return text
@@ -170,17 +316,17 @@ def to_latex(table: Table) -> str:
         f"% {table.title}",
         r"\begin{tabular}{l" + "r" * len(table.columns) + "}",
         r"\toprule",
-        " & ".join(["Method", *(_tex(c.capitalize()) for c in table.columns)]) + r" \\",
+        " & ".join(["Method", *(_tex(c[:1].upper() + c[1:]) for c in table.columns)]) + r" \\",
         r"\midrule",
     ]
 
     def row(name: str, cells: list[Cell]) -> str:
         shown = []
         for c in cells:
-            text = _fmt(c, r"$\pm$")
+            text = _tex(format_cell(c)).replace("±", r"$\pm$")
             text = rf"\textbf{{{text}}}" if c.best else text
             marks = ",".join(str(i) for i in c.notes)
-            shown.append(text + (rf"\textsuperscript{{{marks}}}" if marks else ""))
+            shown.append(text + (rf"\textsuperscript{{[{marks}]}}" if marks else ""))
         return " & ".join([_tex(name), *shown]) + r" \\"
 
     lines += [row(n, c) for n, c in table.ours.items()]
@@ -189,6 +335,7 @@ def to_latex(table: Table) -> str:
         lines += [row(n, c) for n, c in table.reported.items()]
     lines += [r"\bottomrule", r"\end{tabular}"]
     lines += [f"% [{i}] {_tex(n)}" for i, n in enumerate(table.notes, 1)]
+    lines.append(f"% {_tex(table.legend)}")
     return "\n".join(lines) + "\n"
 
 
@@ -196,12 +343,12 @@ def to_csv(table: Table) -> str:
     """Long CSV: one line per (row, column) with mean, std, n, kind (ours | reported), note."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["row", "kind", "column", "mean", "std", "n", "note"])
+    w.writerow(["row", "kind", "column", "mean", "std", "n", "extra", "note"])
     for kind, rows in (("ours", table.ours), ("reported", table.reported)):
         for name, cells in rows.items():
             for column, c in zip(table.columns, cells, strict=True):
                 note = "; ".join(table.notes[i - 1] for i in c.notes)
                 mean = "" if c.mean is None else f"{c.mean:.4f}"
                 std = "" if c.std is None or math.isnan(c.std) else f"{c.std:.4f}"
-                w.writerow([name, kind, column, mean, std, c.n, note])
+                w.writerow([name, kind, column, mean, std, c.n, c.extra, note])
     return out.getvalue()

@@ -9,38 +9,7 @@ import pandas as pd
 import pytest
 
 from reports import tables
-from reports.__main__ import main
-
-TASKS = ["listops", "text", "retrieval", "image", "pathfinder"]
-
-
-def row(method, task, seed, accuracy, status="ok", profile="paper", config="c1", error=None):
-    return {
-        "method": method,
-        "task": task,
-        "seed": seed,
-        "accuracy": accuracy,
-        "status": status,
-        "error": error,
-        "profile": profile,
-        "config_hash": config,
-        "split": "test",
-        "finished_at": f"2026-11-23T10:0{seed}:00+00:00",
-    }
-
-
-@pytest.fixture
-def rows() -> pd.DataFrame:
-    out = []
-    for i, task in enumerate(TASKS):
-        for seed, acc in enumerate([0.30, 0.34, 0.38]):
-            out.append(row("softmax", task, seed, acc + i / 100))
-        out.append(row("lotformer", task, 0, 0.40 + i / 100))
-    out.append(row("lotformer", "listops", 1, None, status="error", error="training loss is nan"))
-    out.append(row("performer", "listops", 0, 0.2))
-    out.append(row("softmax", "listops", 0, 0.99, profile="smoke"))  # another profile
-    out.append({**row("softmax", "listops", 0, 0.99), "split": "val"})  # not test
-    return pd.DataFrame(out)
+from tests.reports.conftest import TASKS, lra_row
 
 
 def test_cells_are_mean_and_sample_std_over_seeds(rows):
@@ -93,7 +62,7 @@ def test_only_the_latest_configuration_is_shown(rows):
     newer = pd.DataFrame(
         [
             {
-                **row("performer", "listops", 0, 0.5, config="c2"),
+                **lra_row("performer", "listops", 0, 0.5, config="c2"),
                 "finished_at": "2026-11-24T00:00:00+00:00",
             }
         ]
@@ -104,23 +73,42 @@ def test_only_the_latest_configuration_is_shown(rows):
     assert "1 older configuration(s) not shown" in t.notes[cell.notes[0] - 1]
 
 
-def test_two_builds_write_identical_files(rows, tmp_path):
-    (tmp_path / "results" / "lra").mkdir(parents=True)
-    rows.to_parquet(tmp_path / "results" / "lra" / "lra-a.parquet")
-    outs = [tmp_path / "a", tmp_path / "b"]
-    for out in outs:
-        assert main(["build", "--results", str(tmp_path / "results"), "--out", str(out)]) == 0
-    names = sorted(p.name for p in outs[0].iterdir())
-    assert names == sorted(
-        f"lra_accuracy_{p}{s}" for p in ("paper", "smoke") for s in (".md", ".tex", ".csv")
+def test_each_row_carries_its_provenance(rows):
+    t = tables.lra_accuracy(rows, reported=tables.published_accuracy())
+    assert t.provenance["softmax"] == "commit 01234567 · Test CPU (cpu) · 2026-11-23 · 15 row(s)"
+    assert t.provenance["Transformer, reported (LRA paper (Tay et al. 2021) Table 1)"].startswith(
+        "published: LRA paper"
     )
-    for name in names:
-        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes()
-    csv = pd.read_csv(outs[0] / "lra_accuracy_paper.csv")
-    ours = csv[(csv["kind"] == "ours") & (csv["row"] == "softmax") & (csv["column"] == "listops")]
-    assert ours["mean"].item() == pytest.approx(34.0) and ours["n"].item() == 3
 
 
-def test_an_empty_results_folder_is_a_message_not_a_traceback(tmp_path, capsys):
-    assert main(["build", "--results", str(tmp_path), "--out", str(tmp_path / "out")]) == 1
-    assert "make quickstart" in capsys.readouterr().err
+def test_efficiency_cells_are_steps_per_second_with_speed_up_over_softmax(efficiency):
+    t = tables.lra_efficiency(efficiency)
+    assert t.columns == ["steps/s 1K", "steps/s 4K", "memory GB 1K", "memory GB 4K"]
+    lot = t.ours["lotformer"]
+    assert lot[1].mean == 6.0 and lot[1].extra == "(3.0×)"  # 6 / 2; the older 1.0 row replaced
+    assert lot[0].extra == "(0.8×)" and lot[3].mean == pytest.approx(2.0)  # 6 / 8; 2e9 bytes
+    assert t.ours["softmax"][1].extra == "(1.0×)"
+    assert lot[1].best and t.ours["performer"][2].best  # fastest at 4K; least memory at 1K
+    assert not t.ours["softmax"][3].best  # memory: lower is better, 9 GB is the worst
+
+
+def test_an_oom_efficiency_cell_is_a_dash_with_its_reason(efficiency):
+    t = tables.lra_efficiency(efficiency)
+    speed, memory = t.ours["performer"][1], t.ours["performer"][3]
+    assert speed.mean is None and memory.mean is None
+    note = t.notes[speed.notes[0] - 1]
+    assert note.startswith("performer at N = 4096: oom") and "CUDA out of memory" in note
+    line = next(x for x in tables.to_markdown(t).splitlines() if x.startswith("| performer"))
+    assert line.count("- [1]") == 2 and "0.00" not in line
+
+
+def test_published_efficiency_rows_have_their_own_speed_ups(efficiency):
+    t = tables.lra_efficiency(efficiency, tables.published_efficiency())
+    assert t.columns[:4] == ["steps/s 1K", "steps/s 2K", "steps/s 3K", "steps/s 4K"]
+    performer = t.reported["Performer, reported (LRA paper (Tay et al. 2021) Table 2)"]
+    assert performer[3].mean == 8.0 and performer[3].extra == "(5.7×)"  # 8.0 / 1.4
+    assert performer[7].mean == 1.06  # GB at 4K
+    assert "N = 2048: not in our measured lengths" in t.notes  # one note, not one per method
+    assert "Test CPU (cpu), text model, batch 32, amp bf16" in t.title
+    tex = tables.to_latex(t)
+    assert r"(5.7$\times$)" in tex and "Memory GB 4K" in tex

@@ -1,0 +1,70 @@
+"""Reading the parquet tables and cutting them into the settings a figure or table shows.
+
+    rows = read_results(Path("results/sweep"))
+    for slug, part in settings(rows, SWEEP_SETTING):   # one figure per device/dtype/shape
+        ...
+
+Reports read parquet and nothing else: no import from the runners.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+# what makes two measurements comparable: one figure or table per value of these columns
+SWEEP_SETTING = ["device", "device_name", "dtype", "batch", "heads", "head_dim"]
+EFFICIENCY_SETTING = ["device", "device_name", "task", "batch", "amp", "profile"]
+
+
+def read_results(folder: Path) -> pd.DataFrame:
+    """Every row of the parquet parts in `folder` (hidden temporaries skipped); empty if none."""
+    parts = sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
+    frames = [f for f in (pd.read_parquet(p) for p in parts) if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def slug(*values: object) -> str:
+    """A file-name-safe name: ('NVIDIA H100 80GB', 'bf16') -> 'nvidia-h100-80gb-bf16'."""
+    return re.sub(r"[^a-z0-9]+", "-", " ".join(map(str, values)).lower()).strip("-")
+
+
+def settings(rows: pd.DataFrame, keys: list[str]) -> Iterator[tuple[str, pd.DataFrame]]:
+    """(slug, rows) per distinct value of `keys`, in a stable order."""
+    if rows.empty:
+        return
+    for values, part in rows.groupby(keys, sort=True, dropna=False):
+        yield slug(*values), part
+
+
+def latest(rows: pd.DataFrame, cell: list[str], time_column: str = "measured_at") -> pd.DataFrame:
+    """The most recent row of each cell (a re-run replaces an older measurement)."""
+    return rows.sort_values(time_column, kind="stable").drop_duplicates(cell, keep="last")
+
+
+def current_curves(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """The curve points of the configuration each accuracy cell shows.
+
+    That is the latest finished configuration per (profile, task, method) in `runs` (the LRA
+    rows); a run with no row yet (interrupted) shows its configuration with the most steps."""
+    if curves.empty:
+        return curves
+    shown = {}
+    if not runs.empty:
+        last = latest(runs, ["profile", "task", "method"], "finished_at")
+        shown = {
+            (p, t, m): h
+            for p, t, m, h in zip(
+                last["profile"], last["task"], last["method"], last["config_hash"], strict=True
+            )
+        }
+    keep = []
+    for key, group in curves.groupby(["profile", "task", "method"], sort=True):
+        config = shown.get(key)
+        if config not in set(group["config_hash"]):
+            config = group.groupby("config_hash")["step"].max().idxmax()
+        keep.append(group[group["config_hash"] == config])
+    return pd.concat(keep, ignore_index=True)

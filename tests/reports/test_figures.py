@@ -1,0 +1,103 @@
+"""Figures read their numbers from the rows: line data equal the finished cells, a line stops
+where its mechanism stopped and says why, styles are one per mechanism everywhere, the files
+are non-trivial and byte-stable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from reports import figures, style, tables
+
+
+def lines_by_label(ax) -> dict:
+    return {line.get_label(): line for line in ax.get_lines()}
+
+
+def test_scaling_lines_are_the_finished_cells_and_stop_where_oom(sweep):
+    fig = figures.scaling(sweep)
+    time_fwd, time_fb = fig.axes[0], fig.axes[1]  # row 0: time; columns: fwd, fwd+bwd
+    softmax = lines_by_label(time_fwd)["softmax"]
+    np.testing.assert_array_equal(softmax.get_xdata(), [1024, 2048, 4096])  # no point at 8K
+    np.testing.assert_allclose(softmax.get_ydata(), [10, 40, 160])
+    np.testing.assert_allclose(lines_by_label(time_fb)["lotformer"].get_ydata(), [12, 24, 48, 96])
+    mem = lines_by_label(fig.axes[2])["lotformer"]
+    np.testing.assert_allclose(mem.get_ydata(), [8, 16, 32, 64])  # MiB
+    stopped = [t.get_text() for t in time_fwd.texts]
+    assert "OOM" in stopped  # the first length that did not run is marked
+    assert "Test CPU (cpu), fp32, batch 1" in fig._suptitle.get_text()
+
+
+def test_scaling_draws_linear_and_quadratic_guides(sweep):
+    ax = figures.scaling(sweep).axes[0]
+    guides = [line for line in ax.get_lines() if line.get_label().startswith("_")]
+    slopes = []
+    for g in guides:
+        x, y = np.asarray(g.get_xdata(), float), np.asarray(g.get_ydata(), float)
+        if len(x) > 2:
+            slopes.append(round(np.log(y[-1] / y[0]) / np.log(x[-1] / x[0]), 6))
+    assert 1.0 in slopes and 2.0 in slopes
+
+
+def test_a_mechanism_has_one_look_in_every_figure(sweep, curves):
+    scaling = lines_by_label(figures.scaling(sweep).axes[0])
+    curve = lines_by_label(figures.learning_curves(curves).axes[0])
+    for method in ("softmax", "lotformer"):
+        a, b = scaling[method], curve[method]
+        assert (a.get_color(), a.get_marker(), a.get_linestyle()) == (
+            b.get_color(),
+            b.get_marker(),
+            b.get_linestyle(),
+        )
+    looks = {tuple(style.method_style(m).values()) for m in style.KNOWN}
+    markers = {style.method_style(m)["marker"] for m in style.KNOWN}
+    assert len(looks) == len(markers) == len(style.KNOWN)  # apart in grayscale too
+    assert style.method_style("newformer") == style.method_style("newformer")
+
+
+def test_learning_curves_show_the_seed_mean_and_band(curves):
+    fig = figures.learning_curves(curves, majority=0.25)
+    line = lines_by_label(fig.axes[0])["lotformer"]
+    np.testing.assert_allclose(line.get_ydata(), [41.5, 42.5, 43.5])  # mean of 41 and 42, ...
+    assert len(fig.axes[0].collections) == 2  # a min-max band per method
+    assert lines_by_label(fig.axes[0])["majority class (val)"].get_ydata()[0] == 25.0
+    assert "2 seeds" in fig._suptitle.get_text()
+
+
+def test_bubble_points_use_lra_average_speed_and_memory_at_the_longest_length(rows, efficiency):
+    table = tables.lra_accuracy(rows)
+    points, what = figures.bubble_points(table, efficiency)
+    points = points.set_index("method")
+    assert what == "LRA average test accuracy (%)"
+    assert list(points.index) == ["lotformer", "softmax"]  # performer: no LRA average, OOM
+    assert points.loc["lotformer", "steps_per_s"] == 6.0
+    assert points.loc["lotformer", "memory_gb"] == pytest.approx(2.0)
+    assert points.loc["softmax", "accuracy"] == pytest.approx(36.0)  # mean of 34..38
+
+
+def test_bubble_falls_back_to_the_tasks_every_plotted_method_finished(rows, efficiency):
+    table = tables.lra_accuracy(rows[rows["task"].isin(["listops", "image"])])
+    points, what = figures.bubble_points(table, efficiency)
+    assert what == "mean test accuracy over listops, image (%)"
+    assert points.set_index("method").loc["softmax", "accuracy"] == pytest.approx(35.5)
+
+
+def test_saved_figures_are_non_trivial_and_byte_stable(sweep, tmp_path):
+    a = style.save(figures.scaling(sweep), tmp_path / "a")
+    b = style.save(figures.scaling(sweep), tmp_path / "b")
+    assert [p.suffix for p in a] == [".png", ".pdf"]
+    for x, y in zip(a, b, strict=True):
+        assert x.read_bytes() == y.read_bytes()
+    assert a[1].read_bytes().startswith(b"%PDF") and a[1].stat().st_size > 10_000
+    with Image.open(a[0]) as png:
+        pixels = np.asarray(png.convert("L"))
+    assert png.size[0] > 1000 and (pixels < 128).mean() > 0.01  # drawn on, not blank
+    assert not list(tmp_path.glob(".*"))  # no temporaries left
+
+
+def test_options_tell_two_lines_of_one_method_apart(sweep):
+    other = sweep[sweep["method"] == "lotformer"].assign(method_options='{"r": 64}')
+    labels = set(lines_by_label(figures.scaling(pd.concat([sweep, other])).axes[0]))
+    assert {"lotformer {}", 'lotformer {"r": 64}', "softmax"} <= labels

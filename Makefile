@@ -36,13 +36,13 @@ lra-smoke: $(SMOKE)/.generated  ## the smoke profile: every mechanism on small g
 quickstart: lra-smoke  ## fresh clone to results, offline, CPU: smoke data + training, CPU sweep (~10 min)
 	$(BIN)/python -m runners.sweep --preset cpu --device cpu
 	$(MAKE) --no-print-directory report
-	@echo "results: results/lra (final rows), results/lra_curves (learning curves), results/sweep; tables: reports/out"
+	@echo "results: results/lra (final rows), results/lra_curves (learning curves), results/sweep; report: reports/out/leaderboard.html"
 
 lra-all: $(STAMP)  ## every task with data x every mechanism x seeds 0,1,2 at the paper profile (GPU if any); resumable
 	$(BIN)/python -m lra.data status
 	$(BIN)/python -m runners.lra --profile paper --task all --method all --seeds 0,1,2
 
-report: $(STAMP)  ## tables from results/ into reports/out/ (LRA accuracy: Markdown, LaTeX, CSV)
+report: $(STAMP)  ## tables, figures and the leaderboard page from results/ into reports/out/
 	$(BIN)/python -m reports build --results results --out reports/out
 
 lint: $(STAMP)  ## ruff lint and format check

@@ -3,9 +3,17 @@
     python -m reports build                 # = make report
     python -m reports build --results results --out /tmp/report
 
-Writes, for every LRA profile found in <results>/lra, `lra_accuracy_<profile>.md`, `.tex`
-and `.csv` (the `paper` table carries the published rows of reports/reference/). The same
-tables give byte-identical files. Figures and the leaderboard page come in later issues.
+Writes what the results allow, each a pure function of the rows (the same rows give the
+same bytes):
+- lra_accuracy_<profile>.{md,tex,csv}: test accuracy, mechanism x task (+ published rows for
+  the `paper` profile), from results/lra
+- lra_efficiency_<setting>.{md,tex,csv}: steps/s (speed-up over softmax) and peak memory at
+  each length, published rows alongside, from results/lra_efficiency
+- scaling_<setting>.{png,pdf}: time and memory vs N, forward | forward+backward, from
+  results/sweep
+- curves_<profile>_<task>.{png,pdf}: validation accuracy and loss vs step, results/lra_curves
+- bubble_<profile>_<setting>.{png,pdf}: speed x accuracy x memory (accuracy + efficiency rows)
+- leaderboard.html: every table (sortable, provenance on hover) and figure in one file
 """
 
 from __future__ import annotations
@@ -15,49 +23,106 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import pandas as pd
+from reports import figures, leaderboard, style, tables
+from reports.data import (
+    EFFICIENCY_SETTING,
+    SWEEP_SETTING,
+    current_curves,
+    read_results,
+    settings,
+)
 
-from reports import tables
-
-
-def read_results(folder: Path) -> pd.DataFrame:
-    """Every row of the parquet parts in `folder` (hidden temporaries skipped); empty if none.
-
-    Reports read parquet and nothing else: no import from the runners."""
-    parts = sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
-    frames = [f for f in (pd.read_parquet(p) for p in parts) if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+RENDERERS = ((".md", tables.to_markdown), (".tex", tables.to_latex), (".csv", tables.to_csv))
 
 
-def build(results: Path, out: Path) -> list[Path]:
-    """Every artefact that the tables under `results` allow; returns the files written."""
-    rows = read_results(results / "lra")
-    if rows.empty:
+def _write(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+def build(results: Path, out: Path) -> tuple[list[Path], list[str]]:
+    """Every artefact the tables under `results` allow: (files written, what was left out)."""
+    lra = read_results(results / "lra")
+    curves = read_results(results / "lra_curves")
+    efficiency = read_results(results / "lra_efficiency")
+    sweep = read_results(results / "sweep")
+    if lra.empty and curves.empty and efficiency.empty and sweep.empty:
         raise FileNotFoundError(
-            f"no LRA rows under {results / 'lra'}: run `make quickstart` (CPU smoke) or "
-            "`make lra-all` first, or point --results at a results folder"
+            f"no result rows under {results}/(lra, lra_curves, lra_efficiency, sweep): run "
+            "`make quickstart` (CPU smoke: training + sweep) or `make lra-all` first, or point "
+            "--results at a results folder"
         )
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for profile in sorted(set(rows["profile"])):
+    written: list[Path] = []
+    left_out: list[str] = []
+    shown_tables: list[tuple[str, tables.Table]] = []
+    shown_figures: list[tuple[str, Path]] = []
+
+    def emit_table(table: tables.Table, stem: str) -> None:
+        written.extend(
+            _write(out / f"{stem}{suffix}", render(table)) for suffix, render in RENDERERS
+        )
+        shown_tables.append((stem, table))
+
+    def emit_figure(fig: object, stem: str, caption: str) -> None:
+        paths = style.save(fig, out / stem)
+        written.extend(paths)
+        shown_figures.append((caption, paths[0]))
+
+    accuracy = {}
+    for profile in sorted(set(lra["profile"])) if len(lra) else []:
         reported = tables.published_accuracy() if profile == "paper" else None
-        table = tables.lra_accuracy(rows, profile, reported)
-        for suffix, render in (
-            (".md", tables.to_markdown),
-            (".tex", tables.to_latex),
-            (".csv", tables.to_csv),
-        ):
-            path = out / f"lra_accuracy_{profile}{suffix}"
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(render(table))
-            tmp.replace(path)
-            written.append(path)
-    return written
+        accuracy[profile] = tables.lra_accuracy(lra, profile, reported)
+        emit_table(accuracy[profile], f"lra_accuracy_{profile}")
+    if lra.empty:
+        left_out.append("LRA accuracy table and bubble chart: no rows in results/lra")
+    efficiency_settings = list(settings(efficiency, EFFICIENCY_SETTING))
+    for name, part in efficiency_settings:
+        table = tables.lra_efficiency(part, tables.published_efficiency())
+        emit_table(table, f"lra_efficiency_{name}")
+    if efficiency.empty:
+        left_out.append("LRA efficiency table: no rows in results/lra_efficiency")
+    for name, part in settings(sweep, SWEEP_SETTING):
+        emit_figure(figures.scaling(part), f"scaling_{name}", f"Scaling sweep: scaling_{name}.pdf")
+    if sweep.empty:
+        left_out.append("scaling figures: no rows in results/sweep")
+    shown = current_curves(curves, lra)
+    for (profile, task), part in shown.groupby(["profile", "task"]) if len(shown) else []:
+        val = lra[(lra["profile"] == profile) & (lra["task"] == task) & (lra["split"] == "val")]
+        majority = float(val["majority_accuracy"].iloc[0]) if len(val) else None
+        caption = f"Learning curves: curves_{profile}_{task}.pdf"
+        emit_figure(figures.learning_curves(part, majority), f"curves_{profile}_{task}", caption)
+    if curves.empty:
+        left_out.append("learning curves: no rows in results/lra_curves")
+    for profile, table in accuracy.items():
+        for name, part in efficiency_settings:
+            points, _ = figures.bubble_points(table, part)
+            if points.empty:
+                left_out.append(f"bubble {profile} x {name}: no mechanism has both")
+                continue
+            fig = figures.bubble(table, part, profile)
+            stem = f"bubble_{profile}_{name}"
+            emit_figure(fig, stem, f"Speed, accuracy and memory: {stem}.pdf")
+    summary = (
+        f"Built from {len(lra)} LRA rows, {len(curves)} curve points, {len(efficiency)} "
+        f"efficiency rows and {len(sweep)} sweep rows."
+    )
+    page = leaderboard.page(
+        shown_tables,
+        [(caption, png.read_bytes()) for caption, png in shown_figures],
+        summary,
+        [f"{what} (`make quickstart` or `make lra-all` makes them)" for what in left_out],
+    )
+    written.append(_write(out / "leaderboard.html", page))
+    return written, left_out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m reports", description="Tables (and later figures) from parquet results."
+        prog="python -m reports",
+        description="Tables, figures and the leaderboard page from the parquet results.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="write every artefact the results allow")
@@ -65,12 +130,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--out", type=Path, default=Path("reports/out"), help="output (reports/out)")
     args = parser.parse_args(argv)
     try:
-        written = build(args.results, args.out)
+        written, left_out = build(args.results, args.out)
     except FileNotFoundError as exc:
         print(f"reports: {exc}", file=sys.stderr)
         return 1
     for path in written:
         print(f"wrote {path}")
+    for what in left_out:
+        print(f"not built: {what}")
     return 0
 
 

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SMOKE  := data/smoke
 
-.PHONY: help test lint format clean sweep data-status quickstart lra-all lra-smoke report
+.PHONY: help test lint format clean sweep data-status quickstart lra-all lra-smoke report bench-check bench-baseline
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -44,6 +44,12 @@ lra-all: $(STAMP)  ## every task with data x every mechanism x seeds 0,1,2 at th
 
 report: $(STAMP)  ## tables, figures and the leaderboard page from results/ into reports/out/
 	$(BIN)/python -m reports build --results results --out reports/out
+
+bench-check: $(STAMP)  ## CI gate: speed and memory benchmarks vs the committed baseline; a table, exit 1 on a regression (~2.5 min)
+	$(BIN)/python -m runners.bench check
+
+bench-baseline: $(STAMP)  ## rewrite the gate's baseline for this device kind (commit it on its own)
+	$(BIN)/python -m runners.bench baseline
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check .

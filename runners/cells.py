@@ -56,7 +56,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
     )
 
 
-def _workload(cell: Cell, s: Settings):
+def workload(cell: Cell, s: Settings):
     """The call to measure, and the bytes its inputs hold before it runs."""
     torch.manual_seed(s.seed)
     attn = zoo.create(cell.method, heads=s.heads, head_dim=s.head_dim, **dict(cell.options))
@@ -92,7 +92,7 @@ def measure_cell(cell: Cell, s: Settings) -> dict[str, object]:
     """Measure one cell; returns the measurement columns and `status` / `error`."""
     row: dict[str, object] = {"status": "ok", "error": None}
     try:
-        attn, call, before = _workload(cell, s)
+        attn, call, before = workload(cell, s)
         t0 = time.perf_counter()
         call()  # warm-up (kernel selection, lazy allocations); also a first time estimate
         if s.device.type == "cuda":

@@ -1,0 +1,133 @@
+"""The CI gate: a 1.5x slower benchmark and a mechanism allocating 25% more both fail, naming
+the benchmark; a benchmark missing from the baseline is reported; another device kind is
+refused; the pytest-benchmark path end to end. No assertion here is on a measured time."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+
+import attention_zoo as zoo
+from runners import bench
+
+
+def report(**normalised_and_memory: tuple[float, int]) -> dict:
+    """A pytest-benchmark JSON with the gate's extra_info, one benchmark per keyword."""
+    out = []
+    for name, (norm, mem) in normalised_and_memory.items():
+        method, pass_, n = name.replace("__", "-").rsplit("-", 2)
+        info = {"normalised": norm, "peak_mem_bytes": mem, "device_kind": "cpu"}
+        info |= {"method": method, "pass": pass_, "seq_len": int(n)}
+        out.append({"name": f"test_attention[{method}-{pass_}-{n}]", "extra_info": info})
+    return {"machine_info": {}, "benchmarks": out}
+
+
+BASE = report(softmax__forward__1024=(1.0, 1000), lotformer__forward_backward__4096=(2.0, 5000))
+
+
+class FakeBenchmark:
+    """pytest-benchmark's fixture, as far as run_case uses it: setup + target per round."""
+
+    def __init__(self) -> None:
+        self.extra_info: dict = {}
+        self.group = None
+
+    def pedantic(self, target, setup, rounds, warmup_rounds):
+        for _ in range(rounds + warmup_rounds):
+            setup()
+            target()
+
+
+def test_a_benchmark_15x_slower_fails_naming_it(tmp_path, monkeypatch, capsys):
+    now = copy.deepcopy(BASE)
+    now["benchmarks"][1]["extra_info"]["normalised"] = 3.0  # the baseline 1.5x faster
+    verdicts = {v.name: v for v in bench.compare(BASE, now)}
+    slow = verdicts["lotformer-forward_backward-4096"]
+    assert slow.failed and slow.verdict == "1.50x slower"
+    assert not verdicts["softmax-forward-1024"].failed
+    # through the command: the table, the named failure, exit 1
+    (tmp_path / "base.json").write_text(json.dumps(BASE))
+    monkeypatch.setattr(bench, "run_benchmarks", lambda out, select: now)
+    assert bench.main(["check", "--baseline", str(tmp_path / "base.json")]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED: lotformer-forward_backward-4096 (1.50x slower)" in out
+    assert "softmax-forward-1024" in out  # every benchmark is in the table
+
+
+def test_within_the_threshold_and_tolerance_passes():
+    now = copy.deepcopy(BASE)
+    now["benchmarks"][0]["extra_info"] |= {"normalised": 1.2, "peak_mem_bytes": 1040}
+    assert not any(v.failed for v in bench.compare(BASE, now))  # 1.2x < 1.25, +4% < 5%
+
+
+def test_a_mechanism_allocating_25_percent_more_fails(monkeypatch):
+    case = bench.Case("softmax", 256, "forward")
+    device = torch.device("cpu")
+    first = bench.run_case(FakeBenchmark(), case, device)
+    again = bench.run_case(FakeBenchmark(), case, device)
+    assert first["peak_mem_bytes"] == again["peak_mem_bytes"]  # the meter is exact
+    softmax = type(zoo.create("softmax", heads=8, head_dim=64))
+    original = softmax.forward
+    extra = first["peak_mem_bytes"] // 4
+
+    def forward(self, *args, **kwargs):
+        scratch = torch.empty(extra, dtype=torch.uint8)  # held while the output is computed
+        out = original(self, *args, **kwargs)
+        del scratch
+        return out
+
+    monkeypatch.setattr(softmax, "forward", forward)
+    fat = bench.run_case(FakeBenchmark(), case, device)
+    assert fat["peak_mem_bytes"] == first["peak_mem_bytes"] + extra  # every byte counted
+    (verdict,) = bench.compare(
+        {"benchmarks": [{"extra_info": first}]}, {"benchmarks": [{"extra_info": fat}]}
+    )
+    assert verdict.failed and verdict.name == "softmax-forward-256"
+    assert "25% more memory" in verdict.verdict
+
+
+def test_a_benchmark_missing_from_the_baseline_is_reported_not_ignored():
+    now = report(
+        softmax__forward__1024=(1.0, 1000),
+        lotformer__forward_backward__4096=(2.0, 5000),
+        newformer__forward__1024=(1.0, 10),
+    )
+    verdicts = {v.name: v for v in bench.compare(BASE, now)}
+    assert verdicts["newformer-forward-1024"].failed
+    assert verdicts["newformer-forward-1024"].verdict == "new: not in the baseline"
+    gone = {v.name: v for v in bench.compare(now, BASE)}["newformer-forward-1024"]
+    assert gone.failed and gone.verdict == "gone: in the baseline only"
+    assert "new: not in the baseline" in bench.table(list(verdicts.values()))
+
+
+def test_a_baseline_from_another_device_kind_is_refused():
+    gpu = copy.deepcopy(BASE)
+    for b in gpu["benchmarks"]:
+        b["extra_info"]["device_kind"] = "cuda-nvidia-h100-80gb-hbm3"
+    with pytest.raises(bench.GateError, match=r"made on cuda-nvidia-h100.*this run is on cpu"):
+        bench.compare(gpu, BASE)
+
+
+def test_check_without_a_baseline_says_how_to_make_one(tmp_path, capsys):
+    assert bench.main(["check", "--baseline", str(tmp_path / "none.json")]) == 2
+    assert "make bench-baseline" in capsys.readouterr().err
+
+
+def test_the_gate_end_to_end_through_pytest_benchmark(tmp_path, capsys):
+    base = tmp_path / "baseline.json"
+    one = "softmax-forward-512"
+    assert bench.main(["baseline", "--baseline", str(base), "-k", one]) == 0
+    written = json.loads(base.read_text())
+    (b,) = written["benchmarks"]  # pytest-benchmark's own JSON: its tools read it
+    assert b["stats"]["median"] > 0 and "machine_info" in written
+    assert b["extra_info"]["device_kind"] == "cpu" and b["extra_info"]["peak_mem_bytes"] > 0
+    b["extra_info"]["normalised"] /= 1.5  # the baseline 1.5x faster = the code 1.5x slower
+    b["extra_info"]["peak_mem_bytes"] = int(b["extra_info"]["peak_mem_bytes"] / 1.25)
+    base.write_text(json.dumps(written))
+    capsys.readouterr()
+    assert bench.main(["check", "--baseline", str(base), "-k", one]) == 1
+    out = capsys.readouterr().out
+    assert f"FAILED: {one} (" in out and "x slower" in out and "25% more memory" in out

@@ -61,6 +61,36 @@ def _guides(ax, x0: float, y0: float, x1: float) -> None:
     ax.set_ylim(lo, hi)
 
 
+def _mark_stopped(ax, stopped: list[tuple[pd.Series, dict[str, str]]]) -> None:
+    """Each line's first length that did not run: its hollow marker in a band at the top of
+    the axes, stacked where several stop at one length, with the status beside it."""
+    band = blended_transform_factory(ax.transData, ax.transAxes)
+    height: dict[int, int] = {}
+    for cell, style in stopped:
+        k = height[cell["seq_len"]] = height.get(cell["seq_len"], -1) + 1
+        y = 0.95 - 0.07 * k
+        ax.plot(
+            [cell["seq_len"]],
+            [y],
+            transform=band,
+            marker=style["marker"],
+            color=style["color"],
+            markerfacecolor="white",
+            markersize=6,
+            linestyle="none",
+            clip_on=False,
+        )
+        ax.annotate(
+            STOPPED.get(cell["status"], cell["status"]),
+            (cell["seq_len"], y),
+            xycoords=band,
+            xytext=(5, -3),
+            textcoords="offset points",
+            fontsize=7,
+            color=style["color"],
+        )
+
+
 def scaling(rows: pd.DataFrame) -> object:
     """Time and peak memory vs sequence length (log-log) of one sweep setting.
 
@@ -100,31 +130,7 @@ def scaling(rows: pd.DataFrame) -> object:
                 x0 = ok["seq_len"].min()
                 y0 = float(np.exp(np.log(ok.loc[ok["seq_len"] == x0, metric] * scale).mean()))
                 _guides(ax, x0, y0, rows["seq_len"].max())
-            band = blended_transform_factory(ax.transData, ax.transAxes)
-            height: dict[int, int] = {}
-            for cell, style in stopped:
-                k = height[cell["seq_len"]] = height.get(cell["seq_len"], -1) + 1
-                y = 0.95 - 0.07 * k
-                ax.plot(
-                    [cell["seq_len"]],
-                    [y],
-                    transform=band,
-                    marker=style["marker"],
-                    color=style["color"],
-                    markerfacecolor="white",
-                    markersize=6,
-                    linestyle="none",
-                    clip_on=False,
-                )
-                ax.annotate(
-                    STOPPED.get(cell["status"], cell["status"]),
-                    (cell["seq_len"], y),
-                    xycoords=band,
-                    xytext=(5, -3),
-                    textcoords="offset points",
-                    fontsize=7,
-                    color=style["color"],
-                )
+            _mark_stopped(ax, stopped)
             if r == 0:
                 ax.set_title(pass_title)
             if col == 0:

@@ -344,6 +344,41 @@ def default_baseline() -> Path:
     return BASELINES / f"baseline-{device_kind(current_device())}.json"
 
 
+def write_baseline(path: Path, select: str | None, runs: int) -> None:
+    """Run the benchmarks `runs` times and write their merged report to `path` atomically."""
+    with tempfile.TemporaryDirectory() as tmp:
+        reports = [run_benchmarks(Path(tmp) / "now.json", select) for _ in range(max(runs, 1))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(json.dumps(merge_runs(reports), indent=2) + "\n")
+    partial.replace(path)
+    count = len(_by_name(reports[-1]))
+    print(f"bench: wrote {path} ({count} benchmarks, median of {len(reports)} runs)")
+
+
+def check(baseline: Path, select: str | None, threshold: float, keep: Path | None) -> int:
+    """Run the benchmarks, print the table against `baseline`; 1 on a regression, else 0."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        now = run_benchmarks(Path(tmp) / "now.json", select)
+        if keep:
+            shutil.copyfile(Path(tmp) / "now.json", keep)
+    verdicts = compare(json.loads(baseline.read_text()), now, threshold)
+    print(table(verdicts))
+    worst = max((v.speed_ratio for v in verdicts if v.speed_ratio), default=float("nan"))
+    print(
+        f"\nbench: {len(verdicts)} benchmarks against {baseline} in "
+        f"{time.perf_counter() - started:.0f} s; largest time ratio {worst:.2f} "
+        f"(threshold {threshold:g}); memory tolerance {MEMORY_TOLERANCE:g}"
+    )
+    failed = [v for v in verdicts if v.failed]
+    if failed:
+        print(f"bench: FAILED: {', '.join(f'{v.name} ({v.verdict})' for v in failed)}")
+        return 1
+    print("bench: passed")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m runners.bench",
@@ -380,41 +415,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "now.json"
-        try:
-            if args.command == "baseline":
-                runs = [run_benchmarks(out, args.select) for _ in range(max(args.runs, 1))]
-                baseline_path.parent.mkdir(parents=True, exist_ok=True)
-                partial = baseline_path.with_name(f".{baseline_path.name}.tmp")
-                partial.write_text(json.dumps(merge_runs(runs), indent=2) + "\n")
-                partial.replace(baseline_path)
-                print(
-                    f"bench: wrote {baseline_path} ({len(_by_name(runs[-1]))} benchmarks, "
-                    f"median of {len(runs)} runs)"
-                )
-                return 0
-            now = run_benchmarks(out, args.select)
-            if args.json:
-                shutil.copyfile(out, args.json)
-            verdicts = compare(json.loads(baseline_path.read_text()), now, args.speed_threshold)
-        except GateError as exc:
-            print(f"bench: {exc}", file=sys.stderr)
-            return 2
-    print(table(verdicts))
-    failed = [v for v in verdicts if v.failed]
-    worst = max((v.speed_ratio for v in verdicts if v.speed_ratio), default=float("nan"))
-    print(
-        f"\nbench: {len(verdicts)} benchmarks against {baseline_path} in "
-        f"{time.perf_counter() - started:.0f} s; largest time ratio {worst:.2f} "
-        f"(threshold {args.speed_threshold:g}); memory tolerance {MEMORY_TOLERANCE:g}"
-    )
-    if failed:
-        print(f"bench: FAILED: {', '.join(f'{v.name} ({v.verdict})' for v in failed)}")
-        return 1
-    print("bench: passed")
-    return 0
+    try:
+        if args.command == "baseline":
+            write_baseline(baseline_path, args.select, args.runs)
+            return 0
+        return check(baseline_path, args.select, args.speed_threshold, args.json)
+    except GateError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

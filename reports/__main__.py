@@ -98,11 +98,11 @@ def build(results: Path, out: Path) -> tuple[list[Path], list[str]]:
         left_out.append("learning curves: no rows in results/lra_curves")
     for profile, table in accuracy.items():
         for name, part in efficiency_settings:
-            points, _ = figures.bubble_points(table, part)
+            points, what = figures.bubble_points(table, part)
             if points.empty:
                 left_out.append(f"bubble {profile} x {name}: no mechanism has both")
                 continue
-            fig = figures.bubble(table, part, profile)
+            fig = figures.bubble(points, what, part, profile)
             stem = f"bubble_{profile}_{name}"
             emit_figure(fig, stem, f"Speed, accuracy and memory: {stem}.pdf")
     summary = (

@@ -2,7 +2,7 @@
 
     fig = scaling(sweep_rows_of_one_setting)        # time and memory vs N, fwd | fwd+bwd
     fig = learning_curves(curve_rows_of_one_task, majority=0.54)
-    fig = bubble(accuracy_table, efficiency_rows_of_one_setting, profile="paper")
+    fig = bubble(*bubble_points(accuracy_table, efficiency_rows), efficiency_rows, "paper")
     style.save(fig, Path("reports/out/scaling_cpu"))   # PNG + PDF
 
 Nothing here measures: every point is a number read from a row.
@@ -238,13 +238,14 @@ def bubble_points(accuracy: tables.Table, efficiency: pd.DataFrame) -> tuple[pd.
     return (points if full else points.iloc[0:0]), what
 
 
-def bubble(accuracy: tables.Table, efficiency: pd.DataFrame, profile: str) -> object:
-    """The LRA paper's chart: x = training speed, y = accuracy, bubble area = peak memory."""
-    points, what = bubble_points(accuracy, efficiency)
+def bubble(points: pd.DataFrame, what: str, efficiency: pd.DataFrame, profile: str) -> object:
+    """The LRA paper's chart: x = training speed, y = accuracy, bubble area = peak memory.
+
+    `points, what` come from `bubble_points` (at least one point)."""
     first = efficiency.iloc[0]
     fig, axes = new_figure(1, 1, 8.0, 4.8)
     ax = axes[0][0]
-    biggest = points["memory_gb"].max() if len(points) else 1.0
+    biggest = points["memory_gb"].max()
 
     def area(gb: float) -> float:  # points², proportional to memory above a visible floor
         return 40 + 1600 * gb / biggest
@@ -272,24 +273,23 @@ def bubble(accuracy: tables.Table, efficiency: pd.DataFrame, profile: str) -> ob
         )
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    n = int(points["seq_len"].iloc[0]) if len(points) else int(efficiency["seq_len"].max())
+    n = int(points["seq_len"].iloc[0])
     ax.set_xlabel(f"training steps per second at N = {_tokens(n)} (log scale)")
     ax.set_ylabel(what)
     ax.margins(x=0.3, y=0.2)
-    sizes = [biggest / 4, biggest / 2, biggest] if len(points) else []
     handles = [
-        ax.scatter([], [], s=area(gb), color="0.6", alpha=0.4, label=f"{gb:.2f} GB") for gb in sizes
+        ax.scatter([], [], s=area(gb), color="0.6", alpha=0.4, label=f"{gb:.2f} GB")
+        for gb in (biggest / 4, biggest / 2, biggest)
     ]
-    if handles:
-        ax.legend(
-            handles=handles,
-            title="peak memory",
-            loc="upper left",
-            bbox_to_anchor=(1.01, 1),
-            labelspacing=1.6,
-            borderpad=1.1,
-            frameon=False,
-        )
+    ax.legend(
+        handles=handles,
+        title="peak memory",
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+        labelspacing=1.6,
+        borderpad=1.1,
+        frameon=False,
+    )
     ax.set_title(
         f"Speed, accuracy and memory\naccuracy: profile {profile!r}; speed and memory: "
         f"{first['task']} model on {first['device_name']} ({first['device']}), "

@@ -176,7 +176,6 @@ def run_case(benchmark, case: Case, device: torch.device | None = None) -> dict[
     ref_times, call_times = ref_times[1:], call_times[1:]  # the warm-up round's
     info = {
         "normalised": statistics.median(call_times) / statistics.median(ref_times),
-        "normalised_min": min(call_times) / min(ref_times),
         "call_ms": statistics.median(call_times),
         "reference_ms": statistics.median(ref_times),
         "peak_mem_bytes": int(peak),
@@ -212,13 +211,18 @@ class Verdict:
         return self.now_mem / self.base_mem if self.base_mem and self.now_mem else None
 
 
+def _name(info: dict) -> str:
+    """A benchmark's name from its extra_info: 'softmax-forward-512' (as Case.name)."""
+    return Case(info["method"], info["seq_len"], info["pass"]).name
+
+
 def _by_name(report: dict) -> dict[str, dict]:
     """extra_info per benchmark name ('softmax-forward-512') of a pytest-benchmark JSON."""
     out = {}
     for b in report.get("benchmarks", []):
         info = b.get("extra_info", {})
         if "normalised" in info:
-            out[f"{info['method']}-{info['pass']}-{info['seq_len']}"] = info
+            out[_name(info)] = info
     return out
 
 
@@ -330,7 +334,7 @@ def merge_runs(reports: list[dict]) -> dict:
     runs = [_by_name(r) for r in reports]
     for b in merged["benchmarks"]:
         info = b["extra_info"]
-        name = f"{info['method']}-{info['pass']}-{info['seq_len']}"
+        name = _name(info)
         values = [r[name]["normalised"] for r in runs if name in r]
         peaks = {r[name]["peak_mem_bytes"] for r in runs if name in r}
         if len(peaks) > 1:

@@ -12,8 +12,14 @@ Each run keeps its best-validation weights and reports the test accuracy of thos
 original JAX code tested the last checkpoint). Final rows go to `<out>/lra-*.parquet`
 (split val and test), learning curves to `results/lra_curves/`, the resolved configuration
 to `<out>/configs/<config_hash>.json`. Runs checkpoint at every validation and on
-SIGTERM/SIGINT; the same command resumes them, and skips every (task, method, seed,
-config) already finished.
+SIGTERM/SIGINT/SIGUSR2 (SLURM's warning before a time limit or preemption); the same
+command resumes them, and skips every (task, method, seed, config) already finished.
+
+    torchrun --nproc_per_node=4 -m runners.lra --task text --method performer --seeds 0
+
+trains each run across 4 processes (one GPU each; gloo on CPU) with DistributedDataParallel:
+the global batch stays the profile's, rank 0 alone writes rows, curves and checkpoints,
+evaluation is summed over the ranks, and resume works as in one process.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import attention_zoo as zoo
 import lra
 from lra.data import load, resolve_data_dir
 from lra.registry import SPLITS, BadData, MissingData
-from runners import lra_config
+from runners import distributed, lra_config
 from runners.lra_efficiency import run_efficiency
 from runners.lra_train import Run, StopFlag, checkpoint_path, crop, majority_accuracy, train
 from runners.provenance import provenance, resolve_device
@@ -60,12 +66,14 @@ SCHEMA = pa.schema(
         ("train_seconds", pa.float64()),
         ("tokens_per_s", pa.float64()),
         ("peak_mem_bytes", pa.int64()),  # CUDA: whole run; CPU: one training step
+        ("world_size", pa.int64()),  # processes that trained the run (torchrun)
     ]
 )
 INTERRUPTED_EXIT = 128 + signal.SIGTERM
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
 
 
-def _names(text: str, known: list[str], what: str) -> list[str]:
+def parse_names(text: str, known: list[str], what: str) -> list[str]:
     if text == "all":
         return list(known)
     names = [x.strip() for x in text.split(",") if x.strip()]
@@ -145,8 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def plan(args: argparse.Namespace) -> tuple[list[Run], dict]:
     """The runs to consider and the profile; ValueError/ConfigError on bad input."""
-    tasks = _names(args.task, lra.names(), "task")
-    methods = _names(args.method, zoo.names(), "method")
+    tasks = parse_names(args.task, lra.names(), "task")
+    methods = parse_names(args.method, zoo.names(), "method")
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError:
@@ -174,7 +182,7 @@ def finished(rows: pd.DataFrame) -> set[tuple]:
     return set(zip(ok["task"], ok["method"], ok["seed"], ok["config_hash"], strict=True))
 
 
-def result_rows(run: Run, outcome, splits: dict, env: dict) -> list[dict]:
+def result_rows(run: Run, outcome, splits: dict, env: dict, world_size: int = 1) -> list[dict]:
     base = {
         **env,
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -193,6 +201,7 @@ def result_rows(run: Run, outcome, splits: dict, env: dict) -> list[dict]:
         "train_seconds": outcome.train_seconds,
         "tokens_per_s": outcome.tokens_per_s,
         "peak_mem_bytes": outcome.peak_mem_bytes,
+        "world_size": world_size,
     }
     return [
         {
@@ -229,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         device = resolve_device(args.device)
         if args.efficiency:
-            methods = _names(args.method, zoo.names(), "method")
+            methods = parse_names(args.method, zoo.names(), "method")
             try:
                 lengths = sorted({int(x) for x in args.lengths.split(",")})
             except ValueError:
@@ -247,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # ConfigError included: before any training
         parser.error(str(exc))
     if args.efficiency:
+        if distributed.from_env().world > 1:
+            parser.error("--efficiency measures one process; run it without torchrun")
         return run_efficiency(cfgs, lengths, args.batch, device, args, progress=not args.quiet)
     data_dir = resolve_data_dir(args.data_dir)
     existing = read_results(args.out)
@@ -260,21 +271,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print(f"{run.name}: {state}\n  {json.dumps(run.cfg, sort_keys=True)}")
         return 0
+    try:
+        dist, device = distributed.setup(device)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        return train_all(args, runs, profile, existing, done, data_dir, device, dist, parser)
+    finally:
+        distributed.teardown(dist)
+
+
+def train_all(args, runs, profile, existing, done, data_dir, device, dist, parser) -> int:
+    """Train every run of `runs` not in `done`; rows, the summary and messages on rank 0."""
+
+    def say(message: str) -> None:
+        if dist.main:
+            print(message, file=sys.stderr)
 
     stop = StopFlag()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, stop)
     env = provenance(device)
     stamp = env["started_at"].replace(":", "").replace("-", "")[:15]
-    writer = PartWriter(args.out, f"lra-{stamp}-{env['run_id']}", SCHEMA)
+    writer = PartWriter(args.out, f"lra-{stamp}-{env['run_id']}", SCHEMA) if dist.main else None
     missing: dict[str, str] = {}
     loaded: dict[tuple[str, int], dict] = {}
     failed = 0
     todo = [r for r in runs if (r.task, r.method, r.seed, r.config_hash) not in done]
-    print(
-        f"lra: {len(runs)} runs ({len(runs) - len(todo)} already finished) on {device}, "
-        f"profile {profile['name']!r}, data {data_dir} -> {args.out}",
-        file=sys.stderr,
+    ranks = f" x {dist.world} processes" if dist.world > 1 else ""
+    say(
+        f"lra: {len(runs)} runs ({len(runs) - len(todo)} already finished) on {device}{ranks}, "
+        f"profile {profile['name']!r}, data {data_dir} -> {args.out}"
     )
     for run in todo:
         if run.task in missing:
@@ -285,54 +312,59 @@ def main(argv: Sequence[str] | None = None) -> int:
                 loaded = {(run.task, length): load_task(run.task, data_dir, length)}
         except (MissingData, BadData) as exc:
             missing[run.task] = str(exc)
-            print(f"{run.task}: not run: {exc}", file=sys.stderr)
+            say(f"{run.task}: not run: {exc}")
             continue
         except ValueError as exc:  # train.length cuts real tokens
             parser.error(f"{run.task}: {exc}")
         splits = loaded[(run.task, length)]
-        write_json_atomic(args.out / "configs" / f"{run.config_hash}.json", run.cfg)
-        outcome = train(
-            run,
-            splits,
-            device,
-            args.checkpoints,
-            args.curves,
-            stop=stop,
-            stop_after_steps=args.stop_after_steps,
-            progress=not args.quiet,
-        )
+        if dist.main:
+            write_json_atomic(args.out / "configs" / f"{run.config_hash}.json", run.cfg)
+        try:
+            outcome = train(
+                run,
+                splits,
+                device,
+                args.checkpoints,
+                args.curves,
+                stop=stop,
+                stop_after_steps=args.stop_after_steps,
+                progress=not args.quiet,
+                dist=dist,
+            )
+        except ValueError as exc:  # a batch too small for the processes
+            parser.error(f"{run.name}: {exc}")
         if outcome.status == "interrupted":
-            print(
+            say(
                 f"{run.name}: {outcome.error}; checkpoint "
-                f"{checkpoint_path(args.checkpoints, run)}; run the same command to resume",
-                file=sys.stderr,
+                f"{checkpoint_path(args.checkpoints, run)}; run the same command to resume"
             )
             return INTERRUPTED_EXIT
-        for row in result_rows(run, outcome, splits, env):
-            writer.append(row)
-        checkpoint_path(args.checkpoints, run).unlink(missing_ok=True)
+        if writer is not None:
+            for row in result_rows(run, outcome, splits, env, dist.world):
+                writer.append(row)
+            checkpoint_path(args.checkpoints, run).unlink(missing_ok=True)
         if outcome.status != "ok":
             failed += 1
-            print(f"{run.name}: {outcome.status}: {outcome.error}", file=sys.stderr)
+            say(f"{run.name}: {outcome.status}: {outcome.error}")
         else:
             acc = outcome.accuracy
-            print(
+            say(
                 f"{run.name}: val {100 * acc['val']:.1f}%  test {100 * acc['test']:.1f}%  "
                 f"({outcome.steps} steps, best {outcome.best_step}, "
-                f"{outcome.train_seconds:.0f} s)",
-                file=sys.stderr,
+                f"{outcome.train_seconds:.0f} s)"
             )
-    rows = pd.concat([existing, pd.DataFrame(writer.rows, columns=SCHEMA.names)])
-    if not rows.empty:
-        keys = {(r.task, r.method, r.seed, r.config_hash) for r in runs}
-        ident = zip(rows["task"], rows["method"], rows["seed"], rows["config_hash"], strict=True)
-        rows = rows[[k in keys for k in ident]]
-    print("test accuracy % (mean over seeds), best-validation weights:")
-    print(summary(rows))
-    if missing:
-        print("\ntasks without data (not run):")
-        for task, why in missing.items():
-            print(f"  {task}: {why}")
+    if writer is not None:
+        rows = pd.concat([existing, pd.DataFrame(writer.rows, columns=SCHEMA.names)])
+        if not rows.empty:
+            keys = {(r.task, r.method, r.seed, r.config_hash) for r in runs}
+            ident = zip(*(rows[c] for c in ("task", "method", "seed", "config_hash")), strict=True)
+            rows = rows[[k in keys for k in ident]]
+        print("test accuracy % (mean over seeds), best-validation weights:")
+        print(summary(rows))
+        if missing:
+            print("\ntasks without data (not run):")
+            for task, why in missing.items():
+                print(f"  {task}: {why}")
     explicit = args.task != "all"
     return 1 if failed or (missing and explicit) else 0
 

@@ -8,6 +8,12 @@ and its dropout draws come from the global generator, whose state is checkpointe
 weights and the optimizer: a run stopped and resumed on the same machine gives the same
 numbers as one that never stopped. The best-validation weights are kept (in memory and in
 the checkpoint) and the test split is evaluated with them.
+
+Under torchrun (`dist`, runners.distributed) every rank trains on its shard of the same
+global batch through DistributedDataParallel and evaluates a shard of each split; the
+counts and the logged loss are summed over ranks, the ranks agree on stopping, and only
+rank 0 writes the curve, the checkpoints (holding every rank's random state) and the
+best weights.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import contextlib
 import copy
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +37,7 @@ from tqdm import tqdm
 from lra.data import TaskData
 from lra.models import ModelConfig, build_model
 from lra.registry import TaskInfo
+from runners.distributed import SINGLE, Dist
 from runners.meters import cpu_allocation_peak, tensor_bytes
 from runners.results import PartWriter
 
@@ -84,8 +92,10 @@ class StopFlag:
 
     def __init__(self) -> None:
         self.reason: str | None = None
+        self.signum: int | None = None
 
     def __call__(self, signum: int, _frame: object) -> None:
+        self.signum = signum
         self.reason = f"signal {signum}"
 
 
@@ -155,18 +165,22 @@ def _batch(data: TaskData, idx: torch.Tensor, device: torch.device):
 
 
 @torch.no_grad()
-def evaluate(model, data: TaskData, device, batch: int, amp: str, limit: int = 0) -> float:
-    """Accuracy of `model` on the first `limit` examples of `data` (0 = all)."""
+def evaluate(
+    model, data: TaskData, device, batch: int, amp: str, limit: int = 0, dist: Dist = SINGLE
+) -> float:
+    """Accuracy of `model` on the first `limit` examples of `data` (0 = all); with several
+    ranks each evaluates its shard and the counts are summed."""
     n = len(data) if limit == 0 else min(limit, len(data))
+    mine = dist.shard(torch.arange(n))
     was_training = model.training
     model.eval()
     correct = 0
-    for start in range(0, n, batch):
-        x, x2, y = _batch(data, torch.arange(start, min(n, start + batch)), device)
+    for start in range(0, len(mine), batch):
+        x, x2, y = _batch(data, mine[start : start + batch], device)
         with autocast_for(device, amp):
             correct += int((model(x, x2).argmax(-1) == y).sum())
     model.train(was_training)
-    return correct / n
+    return float(dist.sum(torch.tensor([correct], dtype=torch.float64))[0]) / n
 
 
 def _save(path: Path, state: dict) -> None:
@@ -182,19 +196,30 @@ def _rng_state() -> dict:
     return state
 
 
-def _set_rng_state(state: dict) -> None:
+def _set_rng_state(saved: dict | list[dict], dist: Dist) -> None:
+    """This rank's saved random state (a checkpoint holds one per rank); a rank the
+    checkpoint did not have (more ranks than when it was written) keeps its seeded state."""
+    states = saved if isinstance(saved, list) else [saved]
+    if dist.rank >= len(states):
+        return
+    state = states[dist.rank]
     torch.set_rng_state(state["cpu"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def build_training(cfg: dict, task: TaskInfo, length: int, seed: int, device: torch.device):
-    """The model of `cfg` (initialised from `seed`) and its AdamW optimizer."""
+def build_training(
+    cfg: dict, task: TaskInfo, length: int, seed: int, device: torch.device, rank: int = 0
+):
+    """The model of `cfg` (initialised from `seed`, the same on every rank) and its AdamW
+    optimizer; ranks other than 0 then draw dropout from a generator of their own."""
     o = cfg["optim"]
     torch.manual_seed(seed)
     model = build_model(
         task, ModelConfig(**cfg["model"]), cfg["method"], cfg["method_options"], length
     ).to(device)
+    if rank:
+        torch.manual_seed(seed * 1_000_003 + rank)
     optimizer = torch.optim.AdamW(
         model.parameters(),
         lr=o["lr"],
@@ -205,12 +230,16 @@ def build_training(cfg: dict, task: TaskInfo, length: int, seed: int, device: to
     return model, optimizer
 
 
-def train_step(model, optimizer, cfg: dict, device: torch.device, x, x2, y) -> torch.Tensor:
-    """One optimizer step on a batch (autocast and gradient clipping as `cfg` says)."""
+def train_step(
+    model, optimizer, cfg: dict, device: torch.device, x, x2, y, scale: float | None = None
+) -> torch.Tensor:
+    """One optimizer step on a batch (autocast and gradient clipping as `cfg` says); returns
+    the batch's summed loss. The gradient is that of the summed loss x `scale` (default
+    1 / batch, the mean; runners.distributed says why a shard uses world / global batch)."""
     with autocast_for(device, cfg["train"]["amp"]):
-        loss = F.cross_entropy(model(x, x2).float(), y)
+        loss = F.cross_entropy(model(x, x2).float(), y, reduction="sum")
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss * (1 / len(y) if scale is None else scale)).backward()
     if cfg["optim"]["clip_norm"] > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["optim"]["clip_norm"])
     optimizer.step()
@@ -237,6 +266,16 @@ def checkpoint_path(checkpoints: Path, run: Run) -> Path:
     return checkpoints / f"{run.name}.pt"
 
 
+class _CurveRows:
+    """The curve's points on a rank that writes nothing (ranks other than 0)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def append(self, row: dict) -> None:
+        self.rows.append(row)
+
+
 def train(
     run: Run,
     splits: dict[str, TaskData],
@@ -247,16 +286,26 @@ def train(
     stop: StopFlag | None = None,
     stop_after_steps: int | None = None,
     progress: bool = True,
+    dist: Dist = SINGLE,
 ) -> Outcome:
     """Train `run` (resuming from its checkpoint if there is one) and evaluate it."""
     cfg, t, o = run.cfg, run.cfg["train"], run.cfg["optim"]
     train_data = splits["train"]
     length = train_data.inputs.shape[1]
-    tokens_per_step = min(t["batch"], len(train_data)) * length * (1 + train_data.info.pair)
-    model, optimizer = build_training(cfg, train_data.info, length, run.seed, device)
-    checkpoints.mkdir(parents=True, exist_ok=True)
+    batch = min(t["batch"], len(train_data))
+    if batch < dist.world:
+        raise ValueError(
+            f"train.batch = {batch} is smaller than the {dist.world} processes: every rank "
+            "needs a share of the global batch; use fewer processes or a larger batch"
+        )
+    tokens_per_step = batch * length * (1 + train_data.info.pair)
+    model, optimizer = build_training(cfg, train_data.info, length, run.seed, device, dist.rank)
     ckpt_path = checkpoint_path(checkpoints, run)
-    curve = PartWriter(curves, run.name, CURVE_SCHEMA)
+    if dist.main:
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        curve = PartWriter(curves, run.name, CURVE_SCHEMA)
+    else:
+        curve = _CurveRows()
     state = {
         "step": 0,
         "best_acc": -1.0,
@@ -270,25 +319,32 @@ def train(
         saved = torch.load(ckpt_path, map_location=device, weights_only=False)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
-        _set_rng_state(saved["rng"])
+        _set_rng_state(saved["rng"], dist)
         curve.rows = saved["curve"]
         state = {k: saved[k] for k in state}
+        if dist.main:
+            print(f"{run.name}: resuming from {ckpt_path} at step {state['step']}", file=sys.stderr)
+    net = dist.wrap(model, device)  # what trains; `model` is evaluated and saved
 
     def checkpoint() -> None:
-        _save(
-            ckpt_path,
-            {
-                **state,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "rng": _rng_state(),
-                "curve": list(curve.rows),
-                "config": cfg,
-            },
-        )
+        rng = dist.gather(_rng_state())  # every rank takes part; rank 0 writes
+        if dist.main:
+            _save(
+                ckpt_path,
+                {
+                    **state,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "rng": rng,
+                    "curve": list(curve.rows),
+                    "config": cfg,
+                    "world_size": dist.world,
+                },
+            )
 
     def step_fn(idx: torch.Tensor) -> torch.Tensor:
-        return train_step(model, optimizer, cfg, device, *_batch(train_data, idx, device))
+        x, x2, y = _batch(train_data, dist.shard(idx), device)
+        return train_step(net, optimizer, cfg, device, x, x2, y, scale=dist.world / len(idx))
 
     model.train()
     if device.type == "cuda":
@@ -300,7 +356,7 @@ def train(
         initial=start_step,
         desc=f"{run.task} {run.method} s{run.seed}",
         unit="step",
-        disable=not progress,
+        disable=not (progress and dist.main),
         dynamic_ncols=True,
         leave=False,
     )
@@ -316,7 +372,10 @@ def train(
                 loss, peak = _with_cpu_peak(lambda: step_fn(idx), model, optimizer)  # noqa: B023
             else:
                 loss = step_fn(idx)
-            loss_value = float(loss)  # one host synchronisation per step
+            # one host synchronisation per step: the batch's loss, and whether any rank stops
+            stopping = stop is not None and stop.reason is not None
+            reduced = dist.sum(torch.stack([loss.double().cpu(), torch.tensor(float(stopping))]))
+            loss_value, stopping = float(reduced[0]) / len(idx), bool(reduced[1])
             state["window_s"] += time.perf_counter() - t0
             if not math.isfinite(loss_value):
                 return Outcome(
@@ -329,7 +388,7 @@ def train(
             state["step"] = step
             if step % t["eval_every"] == 0 or step == t["steps"]:
                 val = evaluate(
-                    model, splits["val"], device, t["batch"], t["amp"], t["eval_examples"]
+                    model, splits["val"], device, t["batch"], t["amp"], t["eval_examples"], dist
                 )
                 state["train_seconds"] += state["window_s"]
                 window = len(state["losses"]) * tokens_per_step / max(state["window_s"], 1e-9)
@@ -357,10 +416,13 @@ def train(
                 shown_val = f"val {val:.3f} (best {state['best_acc']:.3f})"
             bar.set_postfix_str(f"loss {loss_value:.3f} {shown_val}", refresh=False)
             bar.update()
-            interrupted = stop is not None and stop.reason
-            if interrupted or (stop_after_steps and step - start_step >= stop_after_steps):
+            if stopping or (stop_after_steps and step - start_step >= stop_after_steps):
                 checkpoint()
-                why = stop.reason if interrupted else f"--stop-after-steps {stop_after_steps}"
+                why = (
+                    (stop.reason if stop and stop.reason else "a signal to another rank")
+                    if stopping
+                    else f"--stop-after-steps {stop_after_steps}"
+                )
                 return Outcome("interrupted", f"stopped at step {step} ({why})", steps=step)
     finally:
         bar.close()
@@ -369,9 +431,10 @@ def train(
     model.load_state_dict(state["best"])
     accuracy = {
         "val": state["best_acc"],
-        "test": evaluate(model, splits["test"], device, t["batch"], t["amp"]),
+        "test": evaluate(model, splits["test"], device, t["batch"], t["amp"], 0, dist),
     }
-    _save(checkpoints / f"{run.name}.best.pt", {"model": state["best"], "config": cfg})
+    if dist.main:
+        _save(checkpoints / f"{run.name}.best.pt", {"model": state["best"], "config": cfg})
     seconds = state["train_seconds"]
     return Outcome(
         "ok",

@@ -17,49 +17,18 @@ import pandas as pd
 import pytest
 import torch
 
-from lra import listops
-from lra.data import load
 from runners import lra as runner
 from runners import lra_config
 from runners.lra_train import batch_indices, lr_factor
 from runners.results import read_results
 from tests.lra.test_text_retrieval import aan_row, write_aan
+from tests.runners.tiny import lra_args
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = [
-    "--set=model.width=16",
-    "--set=model.ffn=32",
-    "--set=train.batch=8",
-    "--set=train.eval_every=4",
-    "--set=train.length=64",
-    "--set=optim.warmup=2",
-    "--set=optim.lr=1e-3",
-    "--set=methods.lotformer.iters=3",
-]
-
-
-@pytest.fixture(scope="module")
-def listops_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("lra")
-    listops.generate(root, {"train": 96, "val": 24, "test": 24}, seed=0, lengths=(10, 60))
-    for split in ("train", "val", "test"):
-        load("listops", split, root)  # cache once for every test
-    return root
 
 
 def args_for(root: Path, out: Path, *extra: str, steps: int = 12) -> list[str]:
-    return [
-        "--task=listops",
-        "--profile=smoke",
-        f"--data-dir={root}",
-        f"--out={out / 'lra'}",
-        f"--curves={out / 'curves'}",
-        f"--checkpoints={out / 'ckpt'}",
-        "--quiet",
-        *TINY,
-        f"--set=train.steps={steps}",
-        *extra,
-    ]
+    return ["--task=listops", *lra_args(root, out, *extra, steps=steps)]
 
 
 def test_a_resumed_run_gives_the_numbers_of_an_uninterrupted_one(listops_dir, tmp_path):

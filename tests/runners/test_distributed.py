@@ -1,0 +1,110 @@
+"""One run across processes: torchrun with gloo on CPU trains what one process trains.
+
+Two processes share each step's global batch; with dropout off the loss curve and the
+accuracies of one process and of two agree to float32 reduction order (stated tolerance:
+1e-5 relative on every curve point, accuracies identical). Only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from runners import lra as runner
+from runners.distributed import Dist, from_env
+from runners.results import read_results
+from tests.runners.tiny import lra_args
+
+REPO = Path(__file__).resolve().parents[2]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+LOSS_RTOL = 1e-5
+# batch 7 over 2 ranks: shards of 4 and 3, the uneven case the loss scaling must get right
+SHARED = ["--task=listops", "--set=model.dropout=0", "--set=train.batch=7"]
+
+
+def torchrun(nproc: int, argv: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [*TORCHRUN, f"--nproc_per_node={nproc}", "-m", "runners.lra", *argv],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def numbers(out: Path):
+    rows = read_results(out / "lra").sort_values(["method", "split"])
+    curve = read_results(out / "curves").sort_values(["method", "step"])
+    return rows, curve
+
+
+def test_two_processes_train_what_one_process_trains(listops_dir, tmp_path):
+    argv = [*SHARED, "--method=softmax,lotformer"]
+    assert runner.main(lra_args(listops_dir, tmp_path / "one", *argv)) == 0
+    done = torchrun(2, lra_args(listops_dir, tmp_path / "two", *argv))
+    assert done.returncode == 0, done.stderr[-3000:]
+    (rows1, curve1), (rows2, curve2) = numbers(tmp_path / "one"), numbers(tmp_path / "two")
+    assert list(curve1["step"]) == list(curve2["step"]) == [4, 8, 12] * 2
+    np.testing.assert_allclose(curve2["train_loss"], curve1["train_loss"], rtol=LOSS_RTOL)
+    assert list(curve2["val_accuracy"]) == list(curve1["val_accuracy"])
+    assert list(rows2["accuracy"]) == list(rows1["accuracy"])
+    assert set(rows2["world_size"]) == {2} and set(rows1["world_size"]) == {1}
+    # rank 0 alone wrote: one part of rows, one curve per run, one best-weights file per run
+    assert len(list((tmp_path / "two" / "lra").glob("*.parquet"))) == 1
+    assert len(list((tmp_path / "two" / "curves").glob("*.parquet"))) == 2
+    assert len(list((tmp_path / "two" / "ckpt").glob("*.best.pt"))) == 2
+    assert done.stdout.count("test accuracy") == 1  # the summary once, not once per rank
+
+
+def test_a_two_process_run_stopped_midway_resumes_to_the_same_numbers(listops_dir, tmp_path):
+    argv = [*SHARED, "--method=performer"]
+    whole = torchrun(2, lra_args(listops_dir, tmp_path / "whole", *argv))
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    parts = tmp_path / "parts"
+    first = torchrun(2, lra_args(listops_dir, parts, *argv, "--stop-after-steps=6"))
+    assert first.returncode != 0 and "run the same command to resume" in first.stderr
+    saved = torch.load(next((parts / "ckpt").glob("*.pt")), weights_only=False)
+    assert saved["step"] == 6 and saved["world_size"] == 2 and len(saved["rng"]) == 2
+    assert read_results(parts / "lra").empty
+    second = torchrun(2, lra_args(listops_dir, parts, *argv))
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resuming from" in second.stderr and "at step 6" in second.stderr
+    (rows_w, curve_w), (rows_p, curve_p) = numbers(tmp_path / "whole"), numbers(parts)
+    assert list(rows_p["accuracy"]) == list(rows_w["accuracy"])
+    np.testing.assert_allclose(curve_p["train_loss"], curve_w["train_loss"], rtol=1e-12)
+
+
+def test_a_batch_smaller_than_the_processes_is_refused(listops_dir, tmp_path):
+    argv = lra_args(listops_dir, tmp_path, "--task=listops", "--method=softmax")
+    done = torchrun(2, [*argv, "--set=train.batch=1"])
+    assert done.returncode != 0
+    assert "smaller than the 2 processes" in done.stderr
+
+
+def test_shards_cover_the_batch_once_in_order():
+    idx = torch.arange(7)
+    shards = [Dist(rank, 3).shard(idx) for rank in range(3)]
+    assert [len(s) for s in shards] == [3, 2, 2]
+    assert torch.equal(torch.cat(shards), idx)
+    assert Dist().shard(idx) is idx
+
+
+def test_the_rank_comes_from_torchrun_s_variables(monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert from_env() == Dist(1, 4, 1)
+    monkeypatch.setenv("RANK", "4")
+    with pytest.raises(ValueError, match="RANK=4 and WORLD_SIZE=4"):
+        from_env()
+    monkeypatch.setenv("WORLD_SIZE", "x")
+    with pytest.raises(ValueError, match="not an integer"):
+        from_env()

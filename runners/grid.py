@@ -52,7 +52,7 @@ from runners.results import read_results, write_json_atomic
 
 LIVE_SLURM = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING",
               "SUSPENDED", "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT"}  # fmt: skip
-TAIL_LINES = 6  # of a failed job's stderr, kept as its error
+TAIL_LINES = 2  # of a failed job's stderr, kept as its error
 _CHILDREN: set[subprocess.Popen] = set()  # runners running now (local launcher's signals)
 
 
@@ -102,7 +102,7 @@ class GridJob:
     cell: Cell
     state_path: str
     cwd: str
-    executor: str  # inprocess | local | debug | slurm
+    executor: str  # local-process (--launcher local) | local | debug | slurm (submitit)
     threads: int = 0  # OMP_NUM_THREADS for the runner (0: leave as is)
     log: str = ""  # the runner's output goes here (local launcher); else to the job's own
 
@@ -154,9 +154,10 @@ class GridJob:
             self._write("done", finished_at=_now())
             return "done"
         error = " | ".join(tail) or f"exit status {rc}"
-        if rc == lra_runner.INTERRUPTED_EXIT and signal.SIGUSR2 in signals and callable(requeue):
-            # submitit's handler calls self.checkpoint(), requeues this job and exits; it
-            # raises when the job has timed out too often
+        if signal.SIGUSR2 in signals and callable(requeue):
+            # preempted or timing out: the LRA runner has checkpointed, the sweep has kept
+            # every cell it measured. submitit's handler calls self.checkpoint(), requeues
+            # this job and exits; it raises when the job has timed out too often
             self._write("requeued", error=f"preempted or timed out: {error}")
             try:
                 requeue(signal.SIGUSR2, None)
@@ -376,7 +377,11 @@ def cell_states(folder: Path) -> tuple[dict, list[tuple[Cell, str, str]]]:
         elif record["state"] == "done":
             out.append((cell, "done", f"{job}finished {record.get('finished_at', '')}"))
         elif record["state"] in ("failed", "interrupted"):
-            resume = "; submitting the grid again resumes it" if cell.run_name else ""
+            resume = (
+                "; submitting the grid again resumes it"
+                if cell.run_name and record["state"] == "failed"
+                else ""
+            )
             out.append((cell, "failed", f"{job}{record['state']}: {record['error']}{resume}"))
         else:  # submitted, running, requeued
             alive = _alive(record, slurm)
@@ -454,7 +459,8 @@ def run_local(jobs: list[GridJob], workers: int) -> tuple[int, bool]:
     bar = tqdm(total=len(jobs), desc="grid", unit="job", dynamic_ncols=True)
 
     def one(job: GridJob) -> bool:
-        if stopping.is_set():
+        if stopping.is_set():  # never started: back to pending
+            Path(job.state_path).unlink(missing_ok=True)
             return False
         try:
             job()
@@ -550,6 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
         "python -m runners.sweep --help), e.g. --profile paper --data-dir /data/lra.",
     )
     sub = p.add_subparsers(dest="kind", required=True)
+    passed_on = p.epilog
     common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     common.add_argument("--methods", default="all", help=f"comma list of {zoo.names()} or all")
     common.add_argument("--jobs-dir", type=Path, default=Path("jobs"), help="grids' folder (jobs)")
@@ -599,6 +606,7 @@ def build_parser() -> argparse.ArgumentParser:
         "lra",
         parents=[common],
         allow_abbrev=False,
+        epilog=passed_on,
         help="one job per (task, method, seed) of runners.lra",
     )
     lp.add_argument("--tasks", default="all", help=f"comma list of {lra.names()} or all")
@@ -607,6 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
         "sweep",
         parents=[common],
         allow_abbrev=False,
+        epilog=passed_on,
         help="one job per (method, partition) of the sweep",
     )
     sp = sub.add_parser("status", help="each cell of each grid: done, running, failed, pending")

@@ -48,7 +48,7 @@ import attention_zoo as zoo
 import lra
 from runners import lra as lra_runner
 from runners import sweep_args
-from runners.results import read_results, write_json_atomic
+from runners.results import pid_alive, read_results, write_json_atomic
 
 LIVE_SLURM = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING",
               "SUSPENDED", "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT"}  # fmt: skip
@@ -76,16 +76,6 @@ class Cell:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # --------------------------------------------------------------------------- the job
@@ -330,7 +320,7 @@ def _alive(record: dict, slurm: dict[str, str]) -> bool | None:
         return None if state is None else state in LIVE_SLURM
     if record.get("host") != socket.gethostname():
         return None
-    return _pid_alive(int(record["pid"]))
+    return pid_alive(int(record["pid"]))
 
 
 def _progress(manifest: dict, cell: Cell) -> str:
@@ -348,59 +338,59 @@ def _progress(manifest: dict, cell: Cell) -> str:
     return f"step {int(last['step'])}/{cell.steps}, val {100 * last['val_accuracy']:.1f}%"
 
 
+def _finished_runs(manifest: dict) -> dict[tuple, float]:
+    """(task, method, seed, config_hash) -> test accuracy of the runs with an ok test row."""
+    results = read_results(Path(manifest["where"]["results"]))
+    if manifest["kind"] != "lra" or results.empty:
+        return {}
+    ok = results[(results["status"] == "ok") & (results["split"] == "test")]
+    return {(r.task, r.method, r.seed, r.config_hash): r.accuracy for r in ok.itertuples()}
+
+
+def _cell_state(
+    manifest: dict, cell: Cell, record: dict | None, finished: dict, slurm: dict
+) -> tuple[str, str]:
+    """(done | running | failed | pending, detail) of one cell."""
+    if tuple(cell.key) in finished:
+        return "done", f"test {100 * finished[tuple(cell.key)]:.1f}%"
+    if record is None:
+        return "pending", "not submitted"
+    job = f"job {record['job_id']}: " if record.get("job_id") else ""
+    state = record["state"]
+    if state == "done":
+        return "done", f"{job}finished {record.get('finished_at', '')}"
+    resumes = "; submitting the grid again resumes it" if cell.run_name else ""
+    if state in ("failed", "interrupted"):  # an interrupted runner says how to resume
+        return "failed", f"{job}{state}: {record['error']}" + (resumes * (state == "failed"))
+    # submitted, running or requeued: is the job still there?
+    slurm_state = slurm.get(str(record.get("job_id")))
+    if _alive(record, slurm) is False:
+        why = slurm_state or "the process is gone"
+        return "failed", (
+            f"{job}ended without finishing ({why}: killed, out of memory or a node "
+            f"failure?){resumes}"
+        )
+    if state == "running" or slurm_state == "RUNNING":
+        return "running", job + _progress(manifest, cell)
+    return "pending", job + ("requeued" if state == "requeued" else "queued")
+
+
 def cell_states(folder: Path) -> tuple[dict, list[tuple[Cell, str, str]]]:
     """(manifest, [(cell, done | running | failed | pending, detail)]) of the grid in
-    `folder`, from the results (lra: an ok row is done) and the job records."""
+    `folder`, from the results (lra: an ok test row is done) and the job records."""
     manifest = load_grid(folder)
-    cells = manifest["cells"]
     records = {}
-    for cell in cells:
+    for cell in manifest["cells"]:
         path = folder / "cells" / f"{cell.id}.json"
         records[cell.id] = json.loads(path.read_text()) if path.is_file() else None
     slurm = _slurm_states(
         [str(r["job_id"]) for r in records.values() if r and r.get("executor") == "slurm"]
     )
-    results = read_results(Path(manifest["where"]["results"]))
-    finished: dict[tuple, float] = {}
-    if manifest["kind"] == "lra" and not results.empty:
-        ok = results[(results["status"] == "ok") & (results["split"] == "test")]
-        for row in ok.itertuples():
-            finished[(row.task, row.method, row.seed, row.config_hash)] = row.accuracy
-    out = []
-    for cell in cells:
-        record = records[cell.id]
-        job = f"job {record['job_id']}: " if record and record.get("job_id") else ""
-        if tuple(cell.key) in finished:
-            out.append((cell, "done", f"test {100 * finished[tuple(cell.key)]:.1f}%"))
-        elif record is None:
-            out.append((cell, "pending", "not submitted"))
-        elif record["state"] == "done":
-            out.append((cell, "done", f"{job}finished {record.get('finished_at', '')}"))
-        elif record["state"] in ("failed", "interrupted"):
-            resume = (
-                "; submitting the grid again resumes it"
-                if cell.run_name and record["state"] == "failed"
-                else ""
-            )
-            out.append((cell, "failed", f"{job}{record['state']}: {record['error']}{resume}"))
-        else:  # submitted, running, requeued
-            alive = _alive(record, slurm)
-            if alive is False:
-                why = slurm.get(str(record.get("job_id")), "the process is gone")
-                out.append(
-                    (
-                        cell,
-                        "failed",
-                        f"{job}ended without finishing ({why}: killed, out of memory or a "
-                        "node failure?); submitting the grid again resumes it",
-                    )
-                )
-            elif record["state"] == "running" or slurm.get(str(record.get("job_id"))) == "RUNNING":
-                out.append((cell, "running", job + _progress(manifest, cell)))
-            else:
-                what = "requeued" if record["state"] == "requeued" else "queued"
-                out.append((cell, "pending", f"{job}{what}"))
-    return manifest, out
+    finished = _finished_runs(manifest)
+    return manifest, [
+        (cell, *_cell_state(manifest, cell, records[cell.id], finished, slurm))
+        for cell in manifest["cells"]
+    ]
 
 
 def status_text(folder: Path) -> str:
@@ -526,6 +516,12 @@ def submit(jobs: list[GridJob], args: argparse.Namespace, folder: Path) -> list:
         for job, handle in zip(group, handles, strict=True):
             job._write("submitted", job_id=str(handle.job_id), pid=_pid_of(handle))
             submitted.append(handle)
+    if kind == "debug":  # the debug executor runs a job when its result is asked for
+        for handle in submitted:
+            try:
+                handle.result()
+            except Exception as exc:
+                print(f"grid: {exc}", file=sys.stderr)
     return submitted
 
 
@@ -665,12 +661,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.workers < 1 or args.gpus_per_job < 0:
             raise ValueError("--workers must be >= 1 and --gpus-per-job >= 0")
-        if args.kind == "lra":
-            cells, where = plan_lra(args, rest)
-        else:
-            if args.gpus_per_job > 1:
-                raise ValueError("a sweep job measures on one GPU: use --gpus-per-job 1")
-            cells, where = plan_sweep(args, rest)
+        if args.kind == "sweep" and args.gpus_per_job > 1:
+            raise ValueError("a sweep job measures on one GPU: use --gpus-per-job 1")
+        cells, where = (plan_lra if args.kind == "lra" else plan_sweep)(args, rest)
     except ValueError as exc:  # ConfigError included
         parser.error(str(exc))
     folder = grid_folder(args.jobs_dir.resolve(), args.kind, cells)
@@ -705,12 +698,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         handles = submit(jobs, args, folder)
     except ValueError as exc:
         parser.error(str(exc))
-    if handles and handles[0].__class__.__name__ == "DebugJob":
-        for handle in handles:  # the debug executor runs a job when its result is asked for
-            try:
-                handle.result()
-            except Exception as exc:
-                print(f"grid: {exc}", file=sys.stderr)
     ids = ", ".join(str(h.job_id) for h in handles)
     print(f"submitted {len(handles)} jobs ({ids}); python -m runners.grid status {folder}")
     if args.wait:

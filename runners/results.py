@@ -60,20 +60,25 @@ def write_json_atomic(path: Path, value: object) -> None:
     os.replace(tmp, path)
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` of this host still runs (owned by anyone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
 def remove_stale_temporaries(directory: Path) -> list[Path]:
     """Delete temporaries of writers on this host that no longer run; returns what went."""
     removed = []
     for path in directory.glob(".*.parquet.tmp-*"):
         match = TMP_PATTERN.match(path.name)
-        if not match or match["host"] != socket.gethostname():
-            continue
-        try:
-            os.kill(int(match["pid"]), 0)
-        except ProcessLookupError:
+        if match and match["host"] == socket.gethostname() and not pid_alive(int(match["pid"])):
             path.unlink(missing_ok=True)
             removed.append(path)
-        except PermissionError:  # alive, owned by someone else
-            pass
     return removed
 
 

@@ -254,3 +254,23 @@ def test_slurm_gets_one_array_per_partition_and_status_reads_sacct(tmp_path, mon
     scripts = sorted(kept.glob("*.sh"))
     assert len(scripts) == 3 and "#SBATCH --array=0-1%2" in scripts[2].read_text()
     assert "#SBATCH --partition=h100" in scripts[2].read_text()
+
+
+def test_gpus_per_job_trains_each_run_across_that_many_ranks(listops_dir, tmp_path):
+    """submitit's local executor starts 2 tasks; each becomes a rank (gloo on CPU)."""
+    jobs = tmp_path / "jobs"
+    argv = grid_args(
+        listops_dir,
+        tmp_path,
+        jobs,
+        "--tasks=listops",
+        "--methods=softmax",
+        "--launcher=submitit",
+        "--submitit-cluster=local",
+        "--gpus-per-job=2",
+        "--wait",
+    )
+    assert grid.main(argv) == 0
+    rows = read_results(tmp_path / "lra")
+    assert len(rows) == 2 and set(rows["world_size"]) == {2} and (rows["status"] == "ok").all()
+    assert len(list((tmp_path / "lra").glob("*.parquet"))) == 1  # rank 0 alone wrote

@@ -3,7 +3,12 @@
 The kernel exp(QK^T / (sqrt(d) eps)) is scaled alternately to unit row sums and unit
 column sums, starting with rows: 1 iteration is exactly softmax, an odd count ends
 row-stochastic. Only real tokens take part: a padded token is neither a query nor a key,
-so the real block of A is doubly stochastic over the real tokens. Dense: O(N^2).
+so the real block of A is doubly stochastic over the real tokens.
+
+Two implementations of the same numbers (`impl`): "dense", the textbook one, forms the
+N x N kernel (O(N^2) memory); "streaming" (attention_zoo/sinkhorn_stream.py) runs every
+half-step, forward and backward, as a fused attention kernel call (O(N) memory, exact
+gradients). "auto" (default) streams from `streaming_from` tokens on.
 """
 
 from __future__ import annotations
@@ -13,21 +18,50 @@ from torch import Tensor
 from attention_zoo.base import NEG, Attention, compute_dtype, positive_float, positive_int
 from attention_zoo.registry import register
 from attention_zoo.sinkhorn import plan, sinkhorn_potentials
+from attention_zoo.sinkhorn_stream import streaming_sinkhorn_attention
+
+IMPLS = ("auto", "dense", "streaming")
 
 
 @register("sinkformer", complexity="quadratic", doubly_stochastic=True)
 class Sinkformer(Attention):
     """Doubly stochastic attention by Sinkhorn iterations on exp(QK^T/sqrt(d)/eps)."""
 
-    def __init__(self, heads: int, head_dim: int, iters: int = 3, eps: float = 1.0) -> None:
+    def __init__(
+        self,
+        heads: int,
+        head_dim: int,
+        iters: int = 3,
+        eps: float = 1.0,
+        impl: str = "auto",
+        streaming_from: int = 2048,
+    ) -> None:
         super().__init__(heads, head_dim)
         self.iters = positive_int("iters", iters)
         self.eps = positive_float("eps", eps)
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        self.impl = impl
+        self.streaming_from = positive_int("streaming_from", streaming_from)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, iters={self.iters}, eps={self.eps}"
+        return (
+            f"{super().extra_repr()}, iters={self.iters}, eps={self.eps}, impl={self.impl}, "
+            f"streaming_from={self.streaming_from}"
+        )
+
+    def streams(self, seq_len: int) -> bool:
+        """Whether a sequence of `seq_len` tokens takes the O(N)-memory implementation."""
+        return self.impl == "streaming" or (self.impl == "auto" and seq_len >= self.streaming_from)
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+        if self.streams(q.shape[-2]):
+            dt = compute_dtype(q.dtype)
+            scale = self.head_dim**-0.5 / self.eps
+            out = streaming_sinkhorn_attention(
+                q.to(dt), k.to(dt), v.to(dt), mask, self.iters, scale
+            )
+            return out.to(v.dtype)
         A = self._matrix(q, k, mask)  # (B, H, N, N), float32
         return (A @ v.to(A.dtype)).to(v.dtype)
 

@@ -6,13 +6,18 @@ import torch
 import attention_zoo as zoo
 from tests.helpers import lengths_mask, make_qkv
 
-ALL = zoo.names()
-DOUBLY_STOCHASTIC = [n for n in ALL if zoo.info(n).doubly_stochastic]
+# every mechanism, and the implementations an option selects: name -> (mechanism, options)
+VARIANTS = {n: (n, {}) for n in zoo.names()} | {
+    "sinkformer[streaming]": ("sinkformer", {"impl": "streaming"}),
+}
+ALL = list(VARIANTS)
+DOUBLY_STOCHASTIC = [n for n in ALL if zoo.info(VARIANTS[n][0]).doubly_stochastic]
 
 
-def build(name, heads=2, head_dim=16, **options):
+def build(variant, heads=2, head_dim=16, **options):
+    name, chosen = VARIANTS[variant]
     torch.manual_seed(0)
-    return zoo.create(name, heads=heads, head_dim=head_dim, **options)
+    return zoo.create(name, heads=heads, head_dim=head_dim, **chosen, **options)
 
 
 @pytest.mark.parametrize("name", ALL)

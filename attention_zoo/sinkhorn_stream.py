@@ -1,0 +1,131 @@
+"""Sinkhorn attention in O(N) memory: every step is a fused attention kernel call.
+
+A row half-step of Sinkhorn on the log-kernel S = scale * Q K^T needs, per query i,
+    f_i = -logsumexp_j(S_ij + g_j),
+the log-sum-exp of an attention row whose keys carry a bias g_j. Fused attention kernels
+return exactly that (their softmax normaliser) without forming S, and a per-key bias is
+folded into the keys by one extra head dimension: q' = [q, 1], k' = [k, g / scale], so
+that scale * q'.k' = S_ij + g_j. A column half-step is the same with queries and keys
+swapped. The output is then an ordinary attention with the last key potential folded in.
+
+Backward, exactly, in O(N) memory: a half-step u = -lse(S + b) has the adjoints
+    dS_ij = -u_bar_i p_ij,   b_bar_j = -sum_i u_bar_i p_ij,   p_ij = exp(S_ij + b_j + u_i),
+so dq needs sum_j p_ij k_j (an attention with values k) and dk, b_bar need
+sum_i u_bar_i p_ij [q_i, 1]: rows of p are normalised, its columns are not, so this is a
+kernel call with queries and keys swapped (keys biased by u) whose output is rescaled by
+exp(b_j + its own log-sum-exp). Every half-step costs one kernel call forward and two
+backward; the final attention goes through the kernel's own backward.
+
+Kernels: the CPU flash kernel of scaled_dot_product_attention (fp32 here), CUDA's
+memory-efficient kernel (fp32, with its log-sum-exp). Padding: padded keys get the bias
+`base.NEG`, padded queries' potentials stay 0 (as in the dense version).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from attention_zoo.base import NEG
+
+KERNELS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]
+
+
+def attend_lse(x: Tensor, y: Tensor, bias: Tensor, values: Tensor, scale: float):
+    """(out, lse) of softmax_j(scale x_i.y_j + bias_j) over keys y, in O(N) memory.
+
+    x (B, H, Nx, D), y (B, H, Ny, D), bias (B, H, Ny), values (B, H, Ny, D + 1), float32.
+    out (B, H, Nx, D + 1) = sum_j softmax_ij values_j; lse (B, H, Nx)."""
+    ones = x.new_ones((*x.shape[:-1], 1))
+    xq = torch.cat([x, ones], dim=-1)
+    yk = torch.cat([y, (bias / scale)[..., None]], dim=-1)
+    if x.device.type == "cpu":
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            xq, yk, values, 0.0, False, attn_mask=None, scale=scale
+        )
+        return out, lse
+    if x.device.type == "cuda":  # the memory-efficient kernel keeps fp32 and returns lse
+        out, lse, *_ = torch.ops.aten._scaled_dot_product_efficient_attention(
+            xq, yk, values, None, True, 0.0, False, scale=scale
+        )
+        return out, lse[..., : x.shape[-2]]  # padded to a multiple of 32 on some versions
+    raise ValueError(f"streaming sinkhorn runs on cpu and cuda, got {x.device.type}")
+
+
+def _pad(t: Tensor) -> Tensor:
+    """`t` (..., D) with a zero column: values of width D + 1, as the kernels want."""
+    return F.pad(t, (0, 1))
+
+
+class _StreamingPotentials(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, pad_bias, valid, half_steps, scale):
+        # pad_bias (B, 1, N): 0 for real tokens, NEG for padded ones; valid (B, 1, N) bool
+        history = []
+        prev = torch.zeros_like(q[..., 0])  # the other axis' potential: none yet
+        dummy = _pad(torch.zeros_like(k))  # forward half-steps only need the lse
+        for t in range(half_steps):
+            x, y = (q, k) if t % 2 == 0 else (k, q)  # rows first
+            _, lse = attend_lse(x, y, prev + pad_bias, dummy, scale)
+            u = -lse
+            if valid is not None:
+                u = u.masked_fill(~valid, 0.0)
+            history.append(u)
+            prev = u
+        ctx.scale = scale
+        ctx.save_for_backward(q, k, pad_bias, valid, *history)
+        return tuple(history)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, *u_bars):
+        q, k, pad_bias, valid, *history = ctx.saved_tensors
+        s = ctx.scale
+        dq, dk = torch.zeros_like(q), torch.zeros_like(k)
+        carry = torch.zeros_like(history[0])  # adjoint from the next half-step
+        for t in reversed(range(len(history))):
+            u, u_bar = history[t], u_bars[t] + carry
+            if valid is not None:
+                u_bar = u_bar.masked_fill(~valid, 0.0)  # pinned potentials pass nothing
+            prev = history[t - 1] if t else torch.zeros_like(u)
+            x, y, dx, dy = (q, k, dq, dk) if t % 2 == 0 else (k, q, dk, dq)
+            # sum_j p_ij y_j: the half-step's own attention with values y
+            rows, _ = attend_lse(x, y, prev + pad_bias, _pad(y), s)
+            dx.sub_(s * u_bar[..., None] * rows[..., :-1])
+            # sum_i u_bar_i p_ij [x_i, 1]: queries y, keys x biased by u
+            w = torch.cat([u_bar[..., None] * x, u_bar[..., None]], dim=-1)
+            cols, lse = attend_lse(y, x, u + pad_bias, w, s)
+            cols = cols * torch.exp(prev + pad_bias + lse)[..., None]
+            dy.sub_(s * cols[..., :-1])
+            carry = -cols[..., -1]
+        return dq, dk, None, None, None, None
+
+
+def streaming_sinkhorn_attention(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, iters: int, scale: float
+) -> Tensor:
+    """Sinkhorn attention (`iters` half-steps, rows first) of float32 q, k, v (B, H, N, D)
+    in O(N) memory; `mask` (B, N) bool, True = real token. Equals the dense version."""
+    valid = None if mask is None else mask[:, None, :]
+    pad_bias = q.new_zeros((q.shape[0], 1, q.shape[2]))
+    if valid is not None:
+        pad_bias = pad_bias.masked_fill(~valid, NEG)
+    # an even count ends on columns: one more row lse gives the rows' sums of the plan
+    steps = iters + (iters % 2 == 0)
+    history = _StreamingPotentials.apply(q, k, pad_bias, valid, steps, scale)
+    g = history[iters - 1] if iters % 2 == 0 else (history[iters - 2] if iters > 1 else None)
+    key_bias = pad_bias.expand(q.shape[:-1]) if g is None else g + pad_bias
+    ones = q.new_ones((*q.shape[:-1], 1))
+    with sdpa_kernel(KERNELS):
+        out = F.scaled_dot_product_attention(
+            torch.cat([q, ones], dim=-1),
+            torch.cat([k, (key_bias / scale)[..., None]], dim=-1),
+            _pad(v),
+            scale=scale,
+        )[..., :-1]
+    if iters % 2 == 0:  # P = exp(S + f + g): rows sum to exp(f_{T-1} + lse(S + g))
+        out = out * torch.exp(history[iters - 2] - history[iters])[..., None]
+    return out

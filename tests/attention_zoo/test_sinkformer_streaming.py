@@ -1,0 +1,68 @@
+"""The O(N)-memory sinkformer: the dense version's outputs and exact gradients, without an
+N x N tensor, forward and backward."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import attention_zoo as zoo
+from attention_zoo.sinkhorn_stream import streaming_sinkhorn_attention
+from runners.meters import cpu_allocation_peak
+from tests.helpers import lengths_mask, make_qkv
+
+
+def pair(iters: int, **options):
+    return [
+        zoo.create("sinkformer", heads=3, head_dim=16, iters=iters, impl=impl, **options)
+        for impl in ("dense", "streaming")
+    ]
+
+
+@pytest.mark.parametrize("iters", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("masked", [False, True])
+def test_outputs_and_gradients_equal_the_dense_version(iters, masked):
+    q, k, v = (t.requires_grad_() for t in make_qkv(2, 3, 40, 16, seed=iters))
+    mask = lengths_mask(40, 40, 27) if masked else None
+    w = torch.randn(2, 3, 40, 16, generator=torch.Generator().manual_seed(1))
+    results = []
+    for attn in pair(iters):
+        out = attn(q, k, v, padding_mask=mask)
+        results.append((out, *torch.autograd.grad((out * w).sum(), (q, k, v))))
+    for dense, streamed in zip(*results, strict=True):
+        assert (dense - streamed).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("iters", [2, 3])
+def test_gradients_pass_gradcheck_in_float64(iters):
+    q, k, v = (t.requires_grad_() for t in make_qkv(1, 2, 12, 4, seed=7, dtype=torch.float64))
+    mask = lengths_mask(12, 9)
+
+    def attention(q, k, v):
+        return streaming_sinkhorn_attention(q, k, v, mask, iters, 0.5)[..., :9, :]
+
+    assert torch.autograd.gradcheck(attention, (q, k, v), eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+def test_forward_and_backward_hold_no_n_by_n_tensor():
+    n, heads = 2048, 4
+    one_matrix = heads * n * n * 4  # one float32 N x N per head: 64 MiB
+    peaks = {}
+    for attn in pair(3):
+        attn = zoo.create("sinkformer", heads=heads, head_dim=16, impl=attn.impl)
+        q, k, v = (t.requires_grad_() for t in make_qkv(1, heads, n, 16, seed=3))
+
+        def step(attn=attn, q=q, k=k, v=v):
+            attn(q, k, v).sum().backward()
+
+        peaks[attn.impl] = cpu_allocation_peak(step)
+    assert peaks["dense"] > one_matrix  # the textbook version holds several
+    assert peaks["streaming"] < one_matrix / 8  # O(N): a few (N, D) tensors per step
+
+
+def test_auto_streams_from_the_threshold_and_bad_options_are_refused():
+    attn = zoo.create("sinkformer", heads=1, head_dim=8, streaming_from=64)
+    assert not attn.streams(63) and attn.streams(64)
+    assert zoo.create("sinkformer", heads=1, head_dim=8, impl="dense").streams(10**6) is False
+    with pytest.raises(ValueError, match="impl must be one of"):
+        zoo.create("sinkformer", heads=1, head_dim=8, impl="flash")

@@ -13,8 +13,10 @@ Backward, exactly, in O(N) memory: a half-step u = -lse(S + b) has the adjoints
 so dq needs sum_j p_ij k_j (an attention with values k) and dk, b_bar need
 sum_i u_bar_i p_ij [q_i, 1]: rows of p are normalised, its columns are not, so this is a
 kernel call with queries and keys swapped (keys biased by u) whose output is rescaled by
-exp(b_j + its own log-sum-exp). Every half-step costs one kernel call forward and two
-backward; the final attention goes through the kernel's own backward.
+exp(b_j + its own log-sum-exp). The forward call of a half-step takes the keys as its
+values, so it leaves sum_j p_ij k_j behind (kept: O(N D)); every half-step then costs one
+kernel call forward and one backward. The final attention goes through the kernel's own
+backward.
 
 Kernels: the CPU flash kernel of scaled_dot_product_attention (fp32 here), CUDA's
 memory-efficient kernel (fp32, with its log-sum-exp). Padding: padded keys get the bias
@@ -64,25 +66,26 @@ class _StreamingPotentials(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, pad_bias, valid, half_steps, scale):
         # pad_bias (B, 1, N): 0 for real tokens, NEG for padded ones; valid (B, 1, N) bool
-        history = []
+        history, rows = [], []  # each half-step's potential and sum_j p_ij y_j
         prev = torch.zeros_like(q[..., 0])  # the other axis' potential: none yet
-        dummy = _pad(torch.zeros_like(k))  # forward half-steps only need the lse
         for t in range(half_steps):
             x, y = (q, k) if t % 2 == 0 else (k, q)  # rows first
-            _, lse = attend_lse(x, y, prev + pad_bias, dummy, scale)
+            out, lse = attend_lse(x, y, prev + pad_bias, _pad(y), scale)
             u = -lse
             if valid is not None:
                 u = u.masked_fill(~valid, 0.0)
             history.append(u)
+            rows.append(out[..., :-1])
             prev = u
-        ctx.scale = scale
-        ctx.save_for_backward(q, k, pad_bias, valid, *history)
+        ctx.scale, ctx.steps = scale, half_steps
+        ctx.save_for_backward(q, k, pad_bias, valid, *history, *rows)
         return tuple(history)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, *u_bars):
-        q, k, pad_bias, valid, *history = ctx.saved_tensors
+        q, k, pad_bias, valid, *saved = ctx.saved_tensors
+        history, rows = saved[: ctx.steps], saved[ctx.steps :]
         s = ctx.scale
         dq, dk = torch.zeros_like(q), torch.zeros_like(k)
         carry = torch.zeros_like(history[0])  # adjoint from the next half-step
@@ -92,9 +95,7 @@ class _StreamingPotentials(torch.autograd.Function):
                 u_bar = u_bar.masked_fill(~valid, 0.0)  # pinned potentials pass nothing
             prev = history[t - 1] if t else torch.zeros_like(u)
             x, y, dx, dy = (q, k, dq, dk) if t % 2 == 0 else (k, q, dk, dq)
-            # sum_j p_ij y_j: the half-step's own attention with values y
-            rows, _ = attend_lse(x, y, prev + pad_bias, _pad(y), s)
-            dx.sub_(s * u_bar[..., None] * rows[..., :-1])
+            dx.sub_(s * u_bar[..., None] * rows[t])  # rows[t] = sum_j p_ij y_j
             # sum_i u_bar_i p_ij [x_i, 1]: queries y, keys x biased by u
             w = torch.cat([u_bar[..., None] * x, u_bar[..., None]], dim=-1)
             cols, lse = attend_lse(y, x, u + pad_bias, w, s)

@@ -36,14 +36,20 @@ from attention_zoo.base import NEG
 KERNELS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]
 
 
+def fold(x: Tensor, y: Tensor, bias: Tensor, scale: float) -> tuple[Tensor, Tensor]:
+    """(x', y') with scale * x'_i.y'_j = scale * x_i.y_j + bias_j: one extra dimension."""
+    return (
+        torch.cat([x, x.new_ones((*x.shape[:-1], 1))], dim=-1),
+        torch.cat([y, (bias / scale)[..., None]], dim=-1),
+    )
+
+
 def attend_lse(x: Tensor, y: Tensor, bias: Tensor, values: Tensor, scale: float):
     """(out, lse) of softmax_j(scale x_i.y_j + bias_j) over keys y, in O(N) memory.
 
     x (B, H, Nx, D), y (B, H, Ny, D), bias (B, H, Ny), values (B, H, Ny, D + 1), float32.
     out (B, H, Nx, D + 1) = sum_j softmax_ij values_j; lse (B, H, Nx)."""
-    ones = x.new_ones((*x.shape[:-1], 1))
-    xq = torch.cat([x, ones], dim=-1)
-    yk = torch.cat([y, (bias / scale)[..., None]], dim=-1)
+    xq, yk = fold(x, y, bias, scale)
     if x.device.type == "cpu":
         out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
             xq, yk, values, 0.0, False, attn_mask=None, scale=scale
@@ -119,14 +125,9 @@ def streaming_sinkhorn_attention(
     history = _StreamingPotentials.apply(q, k, pad_bias, valid, steps, scale)
     g = history[iters - 1] if iters % 2 == 0 else (history[iters - 2] if iters > 1 else None)
     key_bias = pad_bias.expand(q.shape[:-1]) if g is None else g + pad_bias
-    ones = q.new_ones((*q.shape[:-1], 1))
     with sdpa_kernel(KERNELS):
-        out = F.scaled_dot_product_attention(
-            torch.cat([q, ones], dim=-1),
-            torch.cat([k, (key_bias / scale)[..., None]], dim=-1),
-            _pad(v),
-            scale=scale,
-        )[..., :-1]
+        out = F.scaled_dot_product_attention(*fold(q, k, key_bias, scale), _pad(v), scale=scale)
+    out = out[..., :-1]
     if iters % 2 == 0:  # P = exp(S + f + g): rows sum to exp(f_{T-1} + lse(S + g))
         out = out * torch.exp(history[iters - 2] - history[iters])[..., None]
     return out

@@ -113,24 +113,8 @@ def test_bad_runner_options_fail_before_anything_is_submitted(listops_dir, tmp_p
     assert not jobs.exists()
 
 
-def test_submitit_debug_executor_runs_the_grid(listops_dir, tmp_path):
-    jobs = tmp_path / "jobs"
-    argv = grid_args(
-        listops_dir,
-        tmp_path,
-        jobs,
-        "--tasks=listops",
-        "--methods=softmax",
-        "--launcher=submitit",
-        "--submitit-cluster=debug",
-    )
-    assert grid.main(argv) == 0
-    folder = only_grid(jobs)
-    assert states(folder)["listops-softmax-s0"][0] == "done"
-    assert record(folder, "listops-softmax-s0")["executor"] == "debug"
-
-
-def submit_local(data: Path, out: Path, jobs: Path, steps: int) -> Path:
+def submit(data: Path, out: Path, jobs: Path, *options: str, steps: int = 8) -> Path:
+    """Submit a one-cell grid (listops, softmax, seed 0) through submitit; its folder."""
     argv = grid_args(
         data,
         out,
@@ -138,12 +122,21 @@ def submit_local(data: Path, out: Path, jobs: Path, steps: int) -> Path:
         "--tasks=listops",
         "--methods=softmax",
         "--launcher=submitit",
-        "--submitit-cluster=local",
-        "--gpus-per-job=0",
+        *options,
         steps=steps,
     )
     assert grid.main(argv) == 0
     return only_grid(jobs)
+
+
+def test_submitit_debug_executor_runs_the_grid(listops_dir, tmp_path):
+    folder = submit(listops_dir, tmp_path, tmp_path / "jobs", "--submitit-cluster=debug")
+    assert states(folder)["listops-softmax-s0"][0] == "done"
+    assert record(folder, "listops-softmax-s0")["executor"] == "debug"
+
+
+def submit_local(data: Path, out: Path, jobs: Path, steps: int) -> Path:
+    return submit(data, out, jobs, "--submitit-cluster=local", "--gpus-per-job=0", steps=steps)
 
 
 def submitit_log(folder: Path) -> str:
@@ -258,19 +251,8 @@ def test_slurm_gets_one_array_per_partition_and_status_reads_sacct(tmp_path, mon
 
 def test_gpus_per_job_trains_each_run_across_that_many_ranks(listops_dir, tmp_path):
     """submitit's local executor starts 2 tasks; each becomes a rank (gloo on CPU)."""
-    jobs = tmp_path / "jobs"
-    argv = grid_args(
-        listops_dir,
-        tmp_path,
-        jobs,
-        "--tasks=listops",
-        "--methods=softmax",
-        "--launcher=submitit",
-        "--submitit-cluster=local",
-        "--gpus-per-job=2",
-        "--wait",
-    )
-    assert grid.main(argv) == 0
+    options = ("--submitit-cluster=local", "--gpus-per-job=2", "--wait")
+    submit(listops_dir, tmp_path, tmp_path / "jobs", *options)
     rows = read_results(tmp_path / "lra")
     assert len(rows) == 2 and set(rows["world_size"]) == {2} and (rows["status"] == "ok").all()
     assert len(list((tmp_path / "lra").glob("*.parquet"))) == 1  # rank 0 alone wrote

@@ -22,196 +22,36 @@ whose job is still queued or running, are not submitted again.
 The grid's folder, `<jobs>/<kind>-<hash of its cells>/`, holds `grid.json` (the cells and
 their commands), `cells/<cell>.json` (each job's state: submitted, running, requeued,
 done, failed, interrupted; with the error) and `submitit/` (submitit's logs).
+
+This module plans the cells, launches them and is the command line; the job that runs on
+the node is `runners.grid_job`, and reading a grid's states is `runners.grid_status`.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-import datetime as dt
 import hashlib
 import json
 import os
-import shutil
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import attention_zoo as zoo
 import lra
 from runners import lra as lra_runner
 from runners import sweep_args
-from runners.results import pid_alive, read_results, write_json_atomic
+from runners.grid_job import RUNNING, Cell, GridJob, JobFailed
+from runners.grid_status import cell_states, record_path, status_text
+from runners.results import write_json_atomic
 
-LIVE_SLURM = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING",
-              "SUSPENDED", "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT"}  # fmt: skip
-TAIL_LINES = 2  # of a failed job's stderr, kept as its error
-_CHILDREN: set[subprocess.Popen] = set()  # runners running now (local launcher's signals)
-
-
-class JobFailed(RuntimeError):
-    """A grid job whose runner did not finish (submitit records it as the job's error)."""
-
-
-@dataclass
-class Cell:
-    """One job of the grid: the runner module and its arguments."""
-
-    id: str
-    module: str  # runners.lra | runners.sweep
-    argv: list[str]
-    label: list[str]  # task, method, seed (lra) or method, partition (sweep)
-    run_name: str = ""  # lra: the run's name (checkpoint and curve files)
-    key: list = field(default_factory=list)  # lra: (task, method, seed, config_hash)
-    steps: int = 0  # lra: the run's training steps
-    partition: str = ""  # sweep: where this cell's job runs
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-# --------------------------------------------------------------------------- the job
-
-
-@dataclass
-class GridJob:
-    """What runs on the node: the cell's runner in a child process, its state on disk.
-
-    Picklable (submitit sends it to the node) and checkpointable: submitit calls
-    `checkpoint` when the job is preempted or times out, and requeues what it returns,
-    this same job, whose runner resumes from its own checkpoint."""
-
-    cell: Cell
-    state_path: str
-    cwd: str
-    executor: str  # local-process (--launcher local) | local | debug | slurm (submitit)
-    threads: int = 0  # OMP_NUM_THREADS for the runner (0: leave as is)
-    log: str = ""  # the runner's output goes here (local launcher); else to the job's own
-
-    def checkpoint(self, *args, **kwargs):
-        from submitit.helpers import DelayedSubmission
-
-        return DelayedSubmission(self, *args, **kwargs)
-
-    def _record(self) -> dict:
-        path = Path(self.state_path)
-        return json.loads(path.read_text()) if path.is_file() else {}
-
-    def _write(self, state: str, **extra) -> None:
-        write_json_atomic(
-            Path(self.state_path),
-            {
-                **self._record(),
-                "state": state,
-                "executor": self.executor,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "updated_at": _now(),
-                "error": None,
-                **extra,
-            },
-        )
-
-    def __call__(self) -> str:
-        env = dict(os.environ)
-        rank = 0
-        if os.environ.get("SUBMITIT_EXECUTOR"):  # on a submitit node: one task per GPU
-            from submitit import JobEnvironment
-            from submitit.helpers import TorchDistributedEnvironment
-
-            job_env = JobEnvironment()
-            rank = job_env.global_rank
-            if job_env.num_tasks > 1:
-                TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-                env = dict(os.environ)
-        if self.threads:
-            env["OMP_NUM_THREADS"] = str(self.threads)
-        if rank == 0:
-            attempts = self._record().get("attempts", 0) + 1
-            self._write("running", attempts=attempts, job_id=_job_id(), started_at=_now())
-        rc, tail, signals, requeue = self._run_child(env)
-        if rank != 0:
-            return "rank done" if rc == 0 else f"rank exit {rc}"
-        if rc == 0:
-            self._write("done", finished_at=_now())
-            return "done"
-        error = " | ".join(tail) or f"exit status {rc}"
-        if signal.SIGUSR2 in signals and callable(requeue):
-            # preempted or timing out: the LRA runner has checkpointed, the sweep has kept
-            # every cell it measured. submitit's handler calls self.checkpoint(), requeues
-            # this job and exits; it raises when the job has timed out too often
-            self._write("requeued", error=f"preempted or timed out: {error}")
-            try:
-                requeue(signal.SIGUSR2, None)
-            except Exception as exc:
-                error = f"not requeued ({exc}); {error}"
-        state = "interrupted" if rc == lra_runner.INTERRUPTED_EXIT else "failed"
-        self._write(state, error=error, exit_code=rc, finished_at=_now())
-        raise JobFailed(f"{self.cell.id}: {state}: {error}")
-
-    def _run_child(self, env: dict) -> tuple[int, list[str], list[int], object]:
-        """Run the runner; forward SIGUSR2/SIGTERM/SIGINT to it (main thread only).
-        Returns (exit status, last stderr lines, signals forwarded, submitit's handler)."""
-        cmd = [sys.executable, "-m", self.cell.module, *self.cell.argv]
-        if self.log:
-            Path(self.log).parent.mkdir(parents=True, exist_ok=True)
-        sink = open(self.log, "a") if self.log else sys.stderr  # noqa: SIM115
-        proc = subprocess.Popen(
-            cmd,
-            cwd=self.cwd,  # the runner's relative paths are the submitting directory's
-            env=env,
-            stdout=sink if self.log else None,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-        )
-        _CHILDREN.add(proc)
-        if Path(self.state_path).is_file() and self._record().get("state") == "running":
-            self._write("running", runner_pid=proc.pid)
-        signals: list[int] = []
-        requeue, previous = None, {}
-        if threading.current_thread() is threading.main_thread():
-            requeue = signal.getsignal(signal.SIGUSR2)
-
-            def forward(signum, _frame):
-                signals.append(signum)
-                proc.send_signal(signum)
-
-            for sig in (signal.SIGUSR2, signal.SIGTERM, signal.SIGINT):
-                previous[sig] = signal.signal(sig, forward)
-        tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-        try:
-            assert proc.stderr is not None
-            for line in proc.stderr:  # tee: the log keeps everything
-                sink.write(line)
-                sink.flush()
-                text = line.split("\r")[-1].strip()
-                if text:
-                    tail.append(text)
-            rc = proc.wait()
-        finally:
-            _CHILDREN.discard(proc)
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            if self.log:
-                sink.close()
-        return rc, list(tail), signals, requeue
-
-
-def _job_id() -> str:
-    return (
-        os.environ.get("SLURM_ARRAY_JOB_ID", "") + "_" + os.environ["SLURM_ARRAY_TASK_ID"]
-        if "SLURM_ARRAY_TASK_ID" in os.environ
-        else os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID") or ""
-    )
+__all__ = ["Cell", "GridJob", "cell_states", "main", "plan_lra", "plan_sweep", "status_text"]
 
 
 # --------------------------------------------------------------------------- planning
@@ -282,152 +122,20 @@ def grid_folder(jobs: Path, kind: str, cells: list[Cell]) -> Path:
     return jobs / f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
 
-def load_grid(folder: Path) -> dict:
-    manifest = json.loads((folder / "grid.json").read_text())
-    manifest["cells"] = [Cell(**c) for c in manifest["cells"]]
-    return manifest
-
-
-# --------------------------------------------------------------------------- states
-
-
-def _slurm_states(job_ids: list[str]) -> dict[str, str]:
-    """SLURM's state of each job id (sacct), {} where sacct is not available."""
-    if not job_ids or shutil.which("sacct") is None:
-        return {}
-    try:
-        out = subprocess.run(
-            ["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(job_ids)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    states = {}
-    for line in out.splitlines():
-        if "|" in line:
-            job, state = line.split("|", 1)
-            states[job.strip()] = state.split()[0] if state.split() else "UNKNOWN"
-    return states
-
-
-def _alive(record: dict, slurm: dict[str, str]) -> bool | None:
-    """Whether the job of a not-finished cell still exists (None: cannot tell from here)."""
-    if record.get("executor") == "slurm":
-        state = slurm.get(str(record.get("job_id")))
-        return None if state is None else state in LIVE_SLURM
-    if record.get("host") != socket.gethostname():
-        return None
-    return pid_alive(int(record["pid"]))
-
-
-def _progress(manifest: dict, cell: Cell) -> str:
-    """`step S/T, val A` from the run's learning curve (lra), else ''."""
-    if not cell.run_name:
-        return ""
-    part = Path(manifest["where"]["curves"]) / f"{cell.run_name}.parquet"
-    try:
-        import pandas as pd
-
-        curve = pd.read_parquet(part)
-    except (OSError, ValueError):
-        return "no validation yet"
-    last = curve.sort_values("step").iloc[-1]
-    return f"step {int(last['step'])}/{cell.steps}, val {100 * last['val_accuracy']:.1f}%"
-
-
-def _finished_runs(manifest: dict) -> dict[tuple, float]:
-    """(task, method, seed, config_hash) -> test accuracy of the runs with an ok test row."""
-    results = read_results(Path(manifest["where"]["results"]))
-    if manifest["kind"] != "lra" or results.empty:
-        return {}
-    ok = results[(results["status"] == "ok") & (results["split"] == "test")]
-    return {(r.task, r.method, r.seed, r.config_hash): r.accuracy for r in ok.itertuples()}
-
-
-def _cell_state(
-    manifest: dict, cell: Cell, record: dict | None, finished: dict, slurm: dict
-) -> tuple[str, str]:
-    """(done | running | failed | pending, detail) of one cell."""
-    if tuple(cell.key) in finished:
-        return "done", f"test {100 * finished[tuple(cell.key)]:.1f}%"
-    if record is None:
-        return "pending", "not submitted"
-    job = f"job {record['job_id']}: " if record.get("job_id") else ""
-    state = record["state"]
-    if state == "done":
-        return "done", f"{job}finished {record.get('finished_at', '')}"
-    resumes = "; submitting the grid again resumes it" if cell.run_name else ""
-    if state in ("failed", "interrupted"):  # an interrupted runner says how to resume
-        return "failed", f"{job}{state}: {record['error']}" + (resumes * (state == "failed"))
-    # submitted, running or requeued: is the job still there?
-    slurm_state = slurm.get(str(record.get("job_id")))
-    if _alive(record, slurm) is False:
-        why = slurm_state or "the process is gone"
-        return "failed", (
-            f"{job}ended without finishing ({why}: killed, out of memory or a node "
-            f"failure?){resumes}"
-        )
-    if state == "running" or slurm_state == "RUNNING":
-        return "running", job + _progress(manifest, cell)
-    return "pending", job + ("requeued" if state == "requeued" else "queued")
-
-
-def cell_states(folder: Path) -> tuple[dict, list[tuple[Cell, str, str]]]:
-    """(manifest, [(cell, done | running | failed | pending, detail)]) of the grid in
-    `folder`, from the results (lra: an ok test row is done) and the job records."""
-    manifest = load_grid(folder)
-    records = {}
-    for cell in manifest["cells"]:
-        path = folder / "cells" / f"{cell.id}.json"
-        records[cell.id] = json.loads(path.read_text()) if path.is_file() else None
-    slurm = _slurm_states(
-        [str(r["job_id"]) for r in records.values() if r and r.get("executor") == "slurm"]
-    )
-    finished = _finished_runs(manifest)
-    return manifest, [
-        (cell, *_cell_state(manifest, cell, records[cell.id], finished, slurm))
-        for cell in manifest["cells"]
-    ]
-
-
-def status_text(folder: Path) -> str:
-    manifest, states = cell_states(folder)
-    counts = collections.Counter(s for _, s, _ in states)
-    head = (
-        f"{folder} ({manifest['kind']}, launcher {manifest['launcher']}, {len(states)} cells): "
-        + ", ".join(f"{counts[s]} {s}" for s in ("done", "running", "failed", "pending"))
-    )
-    labels = [" ".join(c.label) for c, _, _ in states]
-    width = max(map(len, labels), default=0)
-    lines = [
-        f"  {label:<{width}}  {state:<8} {detail}"
-        for label, (_, state, detail) in zip(labels, states, strict=True)
-    ]
-    return "\n".join([head, *lines])
-
-
 # --------------------------------------------------------------------------- launching
 
 
 def _jobs_to_submit(folder: Path, launcher: str, cwd: Path, threads: int) -> list[GridJob]:
-    """A job for every cell neither done nor queued/running."""
+    """A job for every cell neither done nor with a job queued or running."""
     _, states = cell_states(folder)
     out = []
     for cell, state, _ in states:
-        if state in ("done", "running") or (state == "pending" and _queued(folder, cell)):
-            continue
+        path = record_path(folder, cell)
+        if state in ("done", "running") or (state == "pending" and path.is_file()):
+            continue  # a pending cell with a record has its job queued or requeued
         log = str(folder / "logs" / f"{cell.id}.log") if launcher == "local" else ""
-        path = str(folder / "cells" / f"{cell.id}.json")
-        out.append(GridJob(cell, path, str(cwd), "local-process", threads, log))
+        out.append(GridJob(cell, str(path), str(cwd), "local-process", threads, log))
     return out
-
-
-def _queued(folder: Path, cell: Cell) -> bool:
-    path = folder / "cells" / f"{cell.id}.json"
-    return path.is_file() and json.loads(path.read_text())["state"] in ("submitted", "requeued")
 
 
 def run_local(jobs: list[GridJob], workers: int) -> tuple[int, bool]:
@@ -440,7 +148,7 @@ def run_local(jobs: list[GridJob], workers: int) -> tuple[int, bool]:
 
     def stop(signum, _frame):
         stopping.set()
-        for proc in list(_CHILDREN):
+        for proc in list(RUNNING):
             proc.send_signal(signum)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}

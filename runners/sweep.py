@@ -207,18 +207,36 @@ def run_sweep(
     return pd.DataFrame(rows, columns=SCHEMA.names), len(writer.rows)
 
 
+def curve_labels(rows: pd.DataFrame) -> list[str]:
+    """Per row, its method, plus the options that differ between that method's curves:
+    'lotformer[impl=fused]' where lotformer was swept with several impl values."""
+    options = [json.loads(o) for o in rows["method_options"]]
+    by_method: dict[str, list[dict]] = {}
+    for method, opts in zip(rows["method"], options, strict=True):
+        by_method.setdefault(method, []).append(opts)
+    varying = {
+        m: sorted({k for o in seen for k in o if o.get(k) != seen[0].get(k)})
+        for m, seen in by_method.items()
+    }
+    return [
+        m + ("[" + ",".join(f"{k}={o.get(k)}" for k in varying[m]) + "]" if varying[m] else "")
+        for m, o in zip(rows["method"], options, strict=True)
+    ]
+
+
 def summary(rows: pd.DataFrame) -> str:
-    """Median ms (or the status) per method/pass and length, as printed after a sweep."""
+    """Median ms (or the status) per curve/pass and length, as printed after a sweep."""
     if rows.empty:
         return "(no cells)"
     shown = rows.assign(
+        curve=curve_labels(rows),
         value=[
             f"{t:.1f}" if st == "ok" else st
             for t, st in zip(rows["time_ms"], rows["status"], strict=True)
-        ]
+        ],
     )
     table = shown.pivot_table(
-        index=["method", "pass"], columns="seq_len", values="value", aggfunc="first"
+        index=["curve", "pass"], columns="seq_len", values="value", aggfunc="first"
     )
     return table.fillna("").to_string()
 
@@ -261,17 +279,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
     )
     cells = [
-        Cell(m, tuple(sorted({**zoo.info(m).defaults, **options[m]}.items())), n, pass_)
+        Cell(m, tuple(sorted({**zoo.info(m).defaults, **chosen}.items())), n, pass_)
         for n in lengths  # lengths outermost: mechanisms are measured side by side in time
         for m in methods
+        for chosen in options[m]  # one curve per combination of the option values given
         for pass_ in passes
     ]
     if args.memory_budget_gib is not None:
         memory_budget = args.memory_budget_gib * 2**30
     else:
         memory_budget = 0.8 * available_memory_bytes() if device.type == "cpu" else math.inf
+    curves = len({(c.method, c.options) for c in cells})
     print(
-        f"sweep: {len(cells)} cells ({len(methods)} methods x {len(lengths)} lengths x "
+        f"sweep: {len(cells)} cells ({curves} curves x {len(lengths)} lengths x "
         f"{len(passes)} passes) on {device} [{settings.dtype}, B={settings.batch}, "
         f"H={settings.heads}, D={settings.head_dim}] -> {args.out}",
         file=sys.stderr,

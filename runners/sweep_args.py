@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 from collections.abc import Sequence
+from itertools import product
 from pathlib import Path
 
 import torch
@@ -81,15 +82,21 @@ def parse_lengths(text: str) -> list[int]:
     return lengths
 
 
-def parse_options(items: Sequence[str], methods: Sequence[str]) -> dict[str, dict[str, object]]:
-    """['lotformer.r=32'] -> {'lotformer': {'r': 32}}, checked against the zoo's options."""
-    options: dict[str, dict[str, object]] = {m: {} for m in methods}
+def parse_options(
+    items: Sequence[str], methods: Sequence[str]
+) -> dict[str, list[dict[str, object]]]:
+    """['lotformer.r=32', 'lotformer.impl=fused,reference'] -> {'lotformer': [{'r': 32,
+    'impl': 'fused'}, {'r': 32, 'impl': 'reference'}]}: every combination of the values
+    given, one curve each, checked against the zoo's options."""
+    chosen: dict[str, dict[str, list[object]]] = {m: {} for m in methods}
     for item in items:
         key, sep, raw = item.partition("=")
         method, dot, name = key.partition(".")
-        if not (sep and dot and method and name):
-            raise ValueError(f"--option must look like METHOD.NAME=VALUE, got {item!r}")
-        if method not in options:
+        if not (sep and dot and method and name and raw):
+            raise ValueError(
+                f"--option must look like METHOD.NAME=VALUE or METHOD.NAME=V1,V2, got {item!r}"
+            )
+        if method not in chosen:
             raise ValueError(
                 f"--option {item!r}: {method!r} is not among --methods {list(methods)}"
             )
@@ -98,8 +105,15 @@ def parse_options(items: Sequence[str], methods: Sequence[str]) -> dict[str, dic
             raise ValueError(
                 f"--option {item!r}: {method} has no option {name!r}; it has {sorted(defaults)}"
             )
-        options[method][name] = _parse_value(raw, defaults[name])
-    return options
+        try:
+            values = [_parse_value(v.strip(), defaults[name]) for v in raw.split(",")]
+        except ValueError as exc:
+            raise ValueError(f"--option {item!r}: {exc}") from None
+        chosen[method][name] = list(dict.fromkeys(values))  # the last one given wins
+    return {
+        m: [dict(zip(by_name, combo, strict=True)) for combo in product(*by_name.values())]
+        for m, by_name in chosen.items()
+    }
 
 
 def _parse_value(raw: str, default: object) -> object:
@@ -144,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         dest="options",
         metavar="METHOD.NAME=VALUE",
-        help="a mechanism option, repeatable, e.g. --option lotformer.r=64",
+        help="a mechanism option, repeatable, e.g. --option lotformer.r=64; several values "
+        "give one curve each: --option lotformer.impl=fused,reference",
     )
     a(
         "--out",

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -18,7 +19,16 @@ from attention_zoo.softmax import Softmax
 from runners import cpu_allocator
 from runners.cells import Cell, Settings, is_out_of_memory
 from runners.results import read_results
-from runners.sweep import SCHEMA, Chain, main, parse_lengths, parse_options, run_sweep, skip_reason
+from runners.sweep import (
+    SCHEMA,
+    Chain,
+    curve_labels,
+    main,
+    parse_lengths,
+    parse_options,
+    run_sweep,
+    skip_reason,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DESIGN_COLUMNS = [
@@ -207,6 +217,26 @@ def test_a_killed_sweep_resumes_without_duplicate_or_missing_cells(tmp_path):
     assert not list(out.glob(".*tmp*"))
 
 
+def test_curves_of_one_method_are_labelled_by_the_options_that_differ():
+    rows = pd.DataFrame(
+        {
+            "method": ["lotformer", "lotformer", "softmax", "performer"],
+            "method_options": [
+                '{"impl": "fused", "r": 32}',
+                '{"impl": "reference", "r": 32}',
+                "{}",
+                '{"nb_features": 256}',
+            ],
+        }
+    )
+    assert curve_labels(rows) == [
+        "lotformer[impl=fused]",
+        "lotformer[impl=reference]",
+        "softmax",
+        "performer",
+    ]
+
+
 def test_parse_lengths():
     assert parse_lengths("512:4096") == [512, 1024, 2048, 4096]
     assert parse_lengths("500:2000") == [512, 1024]
@@ -217,7 +247,17 @@ def test_parse_lengths():
 
 def test_parse_options_checks_names_and_types():
     assert parse_options(["lotformer.r=64", "lotformer.eps=0.5"], ["lotformer"]) == {
-        "lotformer": {"r": 64, "eps": 0.5}
+        "lotformer": [{"r": 64, "eps": 0.5}]
+    }
+    several = ["lotformer.impl=fused,reference", "lotformer.r=8,16", "lotformer.r=4,16,4"]
+    assert parse_options(several, ["lotformer", "softmax"]) == {
+        "lotformer": [
+            {"impl": "fused", "r": 4},
+            {"impl": "fused", "r": 16},
+            {"impl": "reference", "r": 4},
+            {"impl": "reference", "r": 16},
+        ],
+        "softmax": [{}],
     }
     with pytest.raises(ValueError, match="has no option 'rank'"):
         parse_options(["lotformer.rank=3"], ["lotformer"])

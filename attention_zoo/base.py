@@ -38,6 +38,9 @@ class Attention(nn.Module):
     """Base class of the zoo: checks inputs, zeroes padded positions, defines the API."""
 
     name: str = "attention"  # set by @register
+    # True for an option that runs only a mechanism's unavoidable operations (a floor for
+    # the sweep to time), not an attention: training runners refuse it
+    timing_only: bool = False
 
     def __init__(self, heads: int, head_dim: int) -> None:
         super().__init__()

@@ -12,6 +12,15 @@ marginals once). G1 ends on its query marginal and G2 on its pivot marginal, so 
 of A sums to 1 to float precision; columns sum to 1 once the iterations converge.
 With `cls_tokens=k` the first k queries use softmax over all keys and the rest are
 transported. Padded tokens are neither queries nor keys: n counts real tokens only.
+
+impl selects how the plans are solved:
+    "fused" (default)  one exponential per Sinkhorn iteration and an exact hand-written
+                       backward (`attention_zoo.lotformer_plans`);
+    "reference"        the zoo's first version: the log-domain solver of
+                       `attention_zoo.sinkhorn`, one exponential per half-step;
+    "products"         not an attention: only the matrix products lotformer cannot avoid
+                       (QZ^T, KZ^T, G2 V, G1 (...)) with the scores standing in for the plans,
+                       so that the sweep can measure the floor the other two are held to.
 """
 
 from __future__ import annotations
@@ -21,13 +30,16 @@ import math
 import torch
 from torch import Tensor, nn
 
+from attention_zoo import lotformer_plans
 from attention_zoo.base import NEG, Attention, compute_dtype, positive_float, positive_int
 from attention_zoo.registry import register
 from attention_zoo.sinkhorn import plan, sinkhorn_potentials
 from attention_zoo.softmax import softmax_matrix
 
+IMPLS = ("fused", "reference", "products")
 
-def token_pivot_plan(
+
+def reference_plan(
     S: Tensor, tokens: Tensor | None, log_sigma: Tensor, iters: int, end_on_tokens: bool
 ) -> Tensor:
     """Entropic OT plan (B, H, n, r) from log-kernel S with marginals (1/n_real, sigma).
@@ -63,6 +75,7 @@ class LOTFormer(Attention):
         eps: float = 1.0,
         iters: int = 5,
         cls_tokens: int = 0,
+        impl: str = "fused",
     ) -> None:
         super().__init__(heads, head_dim)
         self.r = positive_int("r", r)
@@ -71,13 +84,17 @@ class LOTFormer(Attention):
         if isinstance(cls_tokens, bool) or not isinstance(cls_tokens, int) or cls_tokens < 0:
             raise ValueError(f"cls_tokens must be an integer >= 0, got {cls_tokens!r}")
         self.cls_tokens = cls_tokens
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        self.impl = impl
+        self.timing_only = impl == "products"
         self.pivots = nn.Parameter(torch.randn(heads, r, head_dim))  # Z: (H, r, D)
         self.mass_logits = nn.Parameter(torch.zeros(heads, r))  # sigma = softmax(logits)
 
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, r={self.r}, eps={self.eps}, iters={self.iters}, "
-            f"cls_tokens={self.cls_tokens}"
+            f"cls_tokens={self.cls_tokens}, impl={self.impl!r}"
         )
 
     def transport_plans(
@@ -97,16 +114,24 @@ class LOTFormer(Attention):
         Z = self.pivots.to(dt)
         log_sigma = torch.log_softmax(self.mass_logits.to(dt), dim=-1)  # (H, r)
         scale = self.head_dim**-0.5 / self.eps
-        S1 = torch.einsum("bhnd,hrd->bhnr", q.to(dt), Z).mul_(scale)  # queries -> pivots
-        S2t = torch.einsum("bhnd,hrd->bhnr", k.to(dt), Z).mul_(scale)  # keys -> pivots (G2^T)
+        if self.impl == "reference":
+            S1 = torch.einsum("bhnd,hrd->bhnr", q.to(dt), Z).mul_(scale)  # queries -> pivots
+            S2t = torch.einsum("bhnd,hrd->bhnr", k.to(dt), Z).mul_(scale)  # keys -> pivots
+        else:  # scaling the (H, r, D) pivots is cheaper than the (B, H, N, r) scores
+            Zt = (Z * scale).transpose(-2, -1)  # (H, D, r)
+            S1, S2t = q.to(dt) @ Zt, k.to(dt) @ Zt
         queries = mask
         if self.cls_tokens:  # [CLS] queries are not transported
             queries = torch.ones(B, N, dtype=torch.bool, device=q.device) if mask is None else mask
             queries = torch.cat(
                 [torch.zeros_like(queries[:, : self.cls_tokens]), queries[:, self.cls_tokens :]], 1
             )
-        G1 = token_pivot_plan(S1, queries, log_sigma, self.iters, end_on_tokens=True)
-        G2t = token_pivot_plan(S2t, mask, log_sigma, self.iters, end_on_tokens=False)
+        if self.impl == "products":
+            G1, G2t = S1, S2t
+        else:
+            solve = reference_plan if self.impl == "reference" else lotformer_plans.token_pivot_plan
+            G1 = solve(S1, queries, log_sigma, self.iters, end_on_tokens=True)
+            G2t = solve(S2t, mask, log_sigma, self.iters, end_on_tokens=False)
         n_queries = N if queries is None else queries.sum(-1).to(dt)[:, None, None, None]
         return G1, G2t, log_sigma, n_queries
 

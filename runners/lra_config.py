@@ -222,9 +222,16 @@ def _method_options(methods: dict, method: str, model: dict) -> dict:
             raise ConfigError(f"methods.{name}: unknown attention; expected one of {zoo.names()}")
     given = methods.get(method, {})
     try:
-        zoo.create(method, heads=model["heads"], head_dim=model["width"] // model["heads"], **given)
+        attn = zoo.create(
+            method, heads=model["heads"], head_dim=model["width"] // model["heads"], **given
+        )
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"methods.{method}: {exc}") from None
+    if attn.timing_only:
+        raise ConfigError(
+            f"methods.{method}: {given} selects a timing reference for the sweep, not an "
+            "attention; it cannot be trained"
+        )
     return {**zoo.info(method).defaults, **given}
 
 

@@ -25,7 +25,13 @@ def test_info_reports_complexity_and_doubly_stochastic(name, complexity, doubly_
 
 
 def test_info_reports_the_published_defaults():
-    assert zoo.info("lotformer").defaults == {"r": 32, "eps": 1.0, "iters": 5, "cls_tokens": 0}
+    assert zoo.info("lotformer").defaults == {
+        "r": 32,
+        "eps": 1.0,
+        "iters": 5,
+        "cls_tokens": 0,
+        "impl": "fused",
+    }
     assert zoo.info("sinkformer").defaults == {
         "iters": 3,
         "eps": 1.0,

@@ -91,6 +91,7 @@ def test_rows_carry_accuracy_baseline_and_provenance(listops_dir, tmp_path):
         ("model.pooling=max", "model.pooling"),
         ("methods.lotformer.r=0", "methods.lotformer"),
         ("methods.lotformer.rank=4", "rank"),
+        ("methods.lotformer.impl=products", "timing reference"),
         ("tasks.listops.train.batch=0", "train.batch"),
         ("optimizer.lr=1", "optimizer.lr"),
     ],

@@ -15,7 +15,8 @@ transported. Padded tokens are neither queries nor keys: n counts real tokens on
 
 impl selects how the plans are solved:
     "fused" (default)  one exponential per Sinkhorn iteration and an exact hand-written
-                       backward (`attention_zoo.lotformer_plans`);
+                       backward (`attention_zoo.lotformer_plans`); `compiled` ("auto",
+                       "on", "off") says whether its kernels go through torch.compile;
     "reference"        the zoo's first version: the log-domain solver of
                        `attention_zoo.sinkhorn`, one exponential per half-step;
     "products"         not an attention: only the matrix products lotformer cannot avoid
@@ -26,6 +27,7 @@ impl selects how the plans are solved:
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -76,6 +78,7 @@ class LOTFormer(Attention):
         iters: int = 5,
         cls_tokens: int = 0,
         impl: str = "fused",
+        compiled: str = "auto",
     ) -> None:
         super().__init__(heads, head_dim)
         self.r = positive_int("r", r)
@@ -87,6 +90,11 @@ class LOTFormer(Attention):
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
         self.impl = impl
+        if compiled not in lotformer_plans.COMPILE_MODES:
+            raise ValueError(
+                f"compiled must be one of {lotformer_plans.COMPILE_MODES}, got {compiled!r}"
+            )
+        self.compiled = compiled
         self.timing_only = impl == "products"
         self.pivots = nn.Parameter(torch.randn(heads, r, head_dim))  # Z: (H, r, D)
         self.mass_logits = nn.Parameter(torch.zeros(heads, r))  # sigma = softmax(logits)
@@ -94,7 +102,7 @@ class LOTFormer(Attention):
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, r={self.r}, eps={self.eps}, iters={self.iters}, "
-            f"cls_tokens={self.cls_tokens}, impl={self.impl!r}"
+            f"cls_tokens={self.cls_tokens}, impl={self.impl!r}, compiled={self.compiled!r}"
         )
 
     def transport_plans(
@@ -128,8 +136,11 @@ class LOTFormer(Attention):
             )
         if self.impl == "products":
             G1, G2t = S1, S2t
+        elif self.impl == "reference":
+            G1 = reference_plan(S1, queries, log_sigma, self.iters, end_on_tokens=True)
+            G2t = reference_plan(S2t, mask, log_sigma, self.iters, end_on_tokens=False)
         else:
-            solve = reference_plan if self.impl == "reference" else lotformer_plans.token_pivot_plan
+            solve = partial(lotformer_plans.token_pivot_plan, compiled=self.compiled)
             G1 = solve(S1, queries, log_sigma, self.iters, end_on_tokens=True)
             G2t = solve(S2t, mask, log_sigma, self.iters, end_on_tokens=False)
         n_queries = N if queries is None else queries.sum(-1).to(dt)[:, None, None, None]

@@ -24,9 +24,18 @@ last, which the plan itself gives.
 
 On a CPU the (batch x head) slices are solved a few at a time, so that the slices being
 worked on (about CHUNK_BYTES) stay in cache across the passes of one iteration.
+
+The two kernels run once per iteration (the column sums of a forward pair, the backward of
+a pair) also exist written for `torch.compile`, which fuses each into one read of S (and
+one update of its adjoint) without storing R. `compiled="auto"` uses them where one slice
+holds at least AUTO_COMPILE_BYTES (below that compiling costs more than it saves), "on"
+always, "off" never. Where compiling fails (no C++ compiler or Triton), a warning says so
+once and the same kernels run eagerly.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 from torch import Tensor
@@ -35,6 +44,8 @@ from torch.autograd.function import once_differentiable
 from attention_zoo.base import NEG
 
 CHUNK_BYTES = 8 * 2**20
+AUTO_COMPILE_BYTES = 2 * 2**20
+COMPILE_MODES = ("auto", "on", "off")
 
 
 def _chunks(S: Tensor) -> list[slice]:
@@ -83,13 +94,72 @@ def _log_row_softmax(S: Tensor, g: Tensor, out: Tensor) -> Tensor:
     return torch.add(S, g, out=out).sub_(lse)
 
 
+def _row_softmax(S: Tensor, g: Tensor, valid: Tensor | None) -> Tensor:
+    """R, the row softmax of S + g (0 on padded rows), written for torch.compile."""
+    x = S + g
+    e = (x - x.amax(-1, keepdim=True)).exp()
+    inv = e.sum(-1, keepdim=True).reciprocal()
+    return e * (inv if valid is None else inv.masked_fill(~valid, 0.0))
+
+
+def _column_sums_kernel(S: Tensor, g: Tensor, valid: Tensor | None, floor: float) -> Tensor:
+    """`_row_normalised`'s column sums without keeping R."""
+    return _row_softmax(S, g, valid).sum(-2, keepdim=True).clamp_min(floor)
+
+
+def _pair_backward_kernel(S, g, valid, c, g_used, f_bar, S_bar):
+    """`_pair_backward` with R recomputed inside: one read of S, one update of S_bar."""
+    R = _row_softmax(S, g, valid)
+    P = R / c
+    f_bar = f_bar - (P * g_used).sum(-1, keepdim=True)
+    S_bar.sub_(P * g_used + R * f_bar)
+    return f_bar, -(R * f_bar).sum(-2, keepdim=True)
+
+
+_COMPILED: dict = {}
+_COMPILE_FAILED: list[str] = []
+
+
+def _run_compiled(fn, *args):
+    """fn(*args) through torch.compile; fn itself where compiling failed (said once)."""
+    if not _COMPILE_FAILED:
+        from torch._dynamo.exc import TorchDynamoException
+        from torch._inductor.exc import InductorError
+
+        try:
+            if fn not in _COMPILED:
+                _COMPILED[fn] = torch.compile(fn, dynamic=False)
+            return _COMPILED[fn](*args)
+        except (TorchDynamoException, InductorError) as e:
+            _COMPILE_FAILED.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+            warnings.warn(
+                f"lotformer: torch.compile failed ({_COMPILE_FAILED[0]}); its kernels run "
+                "eagerly from now on (compiled='off' skips the attempt)",
+                stacklevel=2,
+            )
+    return fn(*args)
+
+
+def _pair_backward(S, g, valid, c, g_used, f_bar, S_bar, R, compiled):
+    """Back through one pair (row half-step, then column half-step) whose column sums were c:
+    S_bar updated in place; returns the adjoints of f (after) and of g (entering the pair).
+    g_used: the adjoint of the column half-step's g where that step was not clamped."""
+    if compiled:
+        return _run_compiled(_pair_backward_kernel, S, g, valid, c, g_used, f_bar, S_bar)
+    _row_normalised(S, g, valid, R)
+    f_bar = _column_step_backward(R.div_(c), g_used, f_bar, S_bar)
+    return f_bar, _row_step_backward(R.mul_(c), f_bar, S_bar)
+
+
 class _TokenPivotPlan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, S, log_b, log_a, valid, iters, end_on_tokens):
+    def forward(ctx, S, log_b, log_a, valid, iters, end_on_tokens, compiled):
         # S (BH, n, r), log_b (BH, 1, r), log_a (BH, 1, 1), valid (BH, n, 1) bool or None
         pairs = iters - 1 if end_on_tokens else iters
         plan = torch.empty_like(S)
         g_seen = S.new_empty((max(pairs, 1), S.shape[0], 1, S.shape[-1]))  # g entering each pair
+        c_seen = torch.ones_like(g_seen)  # and its column sums
+        floor = _floor(S.dtype)
         for ch in _chunks(S):
             s, out, vd = S[ch], plan[ch], None if valid is None else valid[ch]
             if end_on_tokens:  # first column half-step, from f = 0
@@ -99,7 +169,11 @@ class _TokenPivotPlan(torch.autograd.Function):
             for t in range(pairs):
                 g_seen[t, ch] = g
                 if end_on_tokens or t < pairs - 1:
-                    c = _row_normalised(s, g, vd, out)
+                    if compiled:
+                        c = _run_compiled(_column_sums_kernel, s, g, vd, floor)
+                    else:
+                        c = _row_normalised(s, g, vd, out)
+                    c_seen[t, ch] = c
                     g = g + (log_b[ch] - log_a[ch]) - c.log()
                 else:  # G2's last column half-step in the log domain: its pivot marginal is
                     # exact even where an earlier column sum was clamped
@@ -108,14 +182,14 @@ class _TokenPivotPlan(torch.autograd.Function):
             if end_on_tokens:  # the last row half-step: the plan is a R
                 _row_normalised(s, g, vd, out)
                 out.mul_(log_a[ch].exp())
-        ctx.iters, ctx.end_on_tokens = iters, end_on_tokens
-        ctx.save_for_backward(S, log_b, log_a, valid, g_seen, plan)
+        ctx.iters, ctx.end_on_tokens, ctx.compiled = iters, end_on_tokens, compiled
+        ctx.save_for_backward(S, log_b, log_a, valid, g_seen, c_seen, plan)
         return plan
 
     @staticmethod
     @once_differentiable
     def backward(ctx, plan_bar):
-        S, log_b, log_a, valid, g_seen, plan = ctx.saved_tensors
+        S, log_b, log_a, valid, g_seen, c_seen, plan = ctx.saved_tensors
         end_on_tokens = ctx.end_on_tokens
         pairs = ctx.iters - 1 if end_on_tokens else ctx.iters
         floor = _floor(S.dtype)
@@ -143,10 +217,12 @@ class _TokenPivotPlan(torch.autograd.Function):
                     _row_normalised(s, g_seen[t, ch], vd, R)
                     g_bar = _row_step_backward(R, f_bar, sb)
                 else:
-                    c = _row_normalised(s, g_seen[t, ch], vd, R)
+                    c = c_seen[t, ch]
                     kept = c > floor  # a clamped column's g moved by a constant: g_bar passes
-                    f_bar = _column_step_backward(R.div_(c), g_bar * kept, f_bar, sb)
-                    g_bar = _row_step_backward(R.mul_(c), f_bar, sb) + g_bar * ~kept
+                    f_bar, g_in = _pair_backward(
+                        s, g_seen[t, ch], vd, c, g_bar * kept, f_bar, sb, R, ctx.compiled
+                    )
+                    g_bar = g_in + g_bar * ~kept
                 f_bar = torch.zeros_like(f_bar)
             if end_on_tokens:  # the first column half-step, from f = 0
                 _column_softmax_(R.copy_(s), vd)
@@ -154,7 +230,7 @@ class _TokenPivotPlan(torch.autograd.Function):
                 b_acc += g_bar
             b_bar[ch] = b_acc
         b_grad = b_bar if ctx.needs_input_grad[1] else None
-        return S_bar, b_grad, None, None, None, None
+        return S_bar, b_grad, None, None, None, None, None
 
 
 def _column_step_backward(P: Tensor, g_bar: Tensor, f_bar: Tensor, S_bar: Tensor) -> Tensor:
@@ -172,12 +248,18 @@ def _row_step_backward(R: Tensor, f_bar: Tensor, S_bar: Tensor) -> Tensor:
 
 
 def token_pivot_plan(
-    S: Tensor, tokens: Tensor | None, log_sigma: Tensor, iters: int, end_on_tokens: bool
+    S: Tensor,
+    tokens: Tensor | None,
+    log_sigma: Tensor,
+    iters: int,
+    end_on_tokens: bool,
+    compiled: str = "auto",
 ) -> Tensor:
     """Entropic OT plan (B, H, n, r) from log-kernel S, marginals (1/n_real, sigma).
 
     tokens: (B, n) bool, the tokens that take part (None: all); log_sigma: (H, r). The
     last half-step fixes the token marginal if `end_on_tokens`, else the pivot marginal.
+    compiled: "auto" | "on" | "off", whether the per-iteration kernels go through torch.compile.
     Same plan as `attention_zoo.lotformer.reference_plan`, one exponential per iteration.
     """
     B, H, n, r = S.shape
@@ -190,5 +272,8 @@ def token_pivot_plan(
         log_a = (-torch.log(n_real))[:, None].expand(B, H).reshape(B * H, 1, 1)
         S = S.masked_fill(~tokens[:, None, :, None], 0.0)  # junk in padded rows stays out
     log_b = log_sigma[None, :, None, :].expand(B, H, 1, r).reshape(B * H, 1, r)
-    plan = _TokenPivotPlan.apply(S.reshape(B * H, n, r), log_b, log_a, valid, iters, end_on_tokens)
+    big = n * r * S.element_size() >= AUTO_COMPILE_BYTES
+    use = compiled == "on" or (compiled == "auto" and big)
+    S = S.reshape(B * H, n, r)
+    plan = _TokenPivotPlan.apply(S, log_b, log_a, valid, iters, end_on_tokens, use)
     return plan.view(B, H, n, r)

@@ -9,6 +9,7 @@ from tests.helpers import lengths_mask, make_qkv
 # every mechanism, and the implementations an option selects: name -> (mechanism, options)
 VARIANTS = {n: (n, {}) for n in zoo.names()} | {
     "sinkformer[streaming]": ("sinkformer", {"impl": "streaming"}),
+    "lotformer[reference]": ("lotformer", {"impl": "reference"}),
 }
 ALL = list(VARIANTS)
 DOUBLY_STOCHASTIC = [n for n in ALL if zoo.info(VARIANTS[n][0]).doubly_stochastic]

@@ -7,6 +7,7 @@ import torch
 from torch.func import functional_call
 
 import attention_zoo as zoo
+from attention_zoo import lotformer_plans
 from tests.helpers import lengths_mask, make_qkv
 
 
@@ -84,8 +85,9 @@ def test_gradients_reach_q_k_v_pivots_and_masses():
         assert tensor.grad is not None and tensor.grad.abs().sum().item() > 0
 
 
-def test_float64_gradcheck_on_a_tiny_case():
-    attn = lotformer(heads=2, head_dim=3, r=2, iters=3).double()
+@pytest.mark.parametrize("impl", ["fused", "reference"])
+def test_float64_gradcheck_on_a_tiny_case(impl):
+    attn = lotformer(heads=2, head_dim=3, r=2, iters=3, impl=impl).double()
     q, k, v = (
         t.requires_grad_()
         for t in make_qkv(batch=1, heads=2, seq_len=5, head_dim=3, seed=16, dtype=torch.float64)
@@ -131,3 +133,87 @@ def test_seq_len_must_exceed_cls_tokens():
     q, k, v = make_qkv(seq_len=3, head_dim=4)
     with pytest.raises(ValueError, match="exceed cls_tokens=3"):
         attn(q, k, v)
+
+
+def outputs_and_gradients(attn, q, k, v, mask):
+    q, k, v = (t.detach().requires_grad_() for t in (q, k, v))
+    out = attn(q, k, v, padding_mask=mask)
+    upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(5), dtype=out.dtype)
+    return [out, *torch.autograd.grad(out, [q, k, v, *attn.parameters()], upstream)]
+
+
+def largest_relative_difference(xs, ys):
+    return max(((x - y).abs().max() / y.abs().max()).item() for x, y in zip(xs, ys, strict=True))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    ("iters", "cls_tokens", "masked"), [(1, 0, True), (2, 1, False), (5, 1, True)]
+)
+def test_fused_plans_equal_the_reference_solver_with_their_gradients(
+    dtype, iters, cls_tokens, masked
+):
+    q, k, v = make_qkv(batch=2, heads=2, seq_len=40, head_dim=16, seed=20, dtype=dtype)
+    mask = lengths_mask(40, 40, 27) if masked else None
+    options = {"head_dim": 16, "r": 8, "iters": iters, "cls_tokens": cls_tokens}
+    fused = outputs_and_gradients(lotformer(**options).to(dtype), q, k, v, mask)
+    reference = lotformer(**options, impl="reference").to(dtype)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    assert (
+        largest_relative_difference(fused, outputs_and_gradients(reference, q, k, v, mask)) <= tol
+    )
+
+
+def test_solving_the_heads_in_chunks_changes_nothing(monkeypatch):
+    attn = lotformer(heads=4, head_dim=16, r=8)
+    q, k, v = make_qkv(batch=3, heads=4, seq_len=30, head_dim=16, seed=21)
+    mask = lengths_mask(30, 30, 17, 9)
+    together = outputs_and_gradients(attn, q, k, v, mask)
+    monkeypatch.setattr(lotformer_plans, "CHUNK_BYTES", 1)  # one (batch, head) slice at a time
+    assert len(lotformer_plans._chunks(torch.empty(12, 30, 8))) == 12
+    assert largest_relative_difference(outputs_and_gradients(attn, q, k, v, mask), together) <= 1e-6
+
+
+def test_a_pivot_far_from_every_token_keeps_rows_stochastic_and_gradients_finite():
+    """Pivot 0 sits ~750 below every token's best pivot: its column sums underflow and are
+    clamped, yet G2 ends exactly on its pivot marginal, so A stays row-stochastic."""
+    attn = lotformer(head_dim=16, r=8)
+    q, k, v = make_qkv(batch=2, heads=2, seq_len=40, head_dim=16, seed=22)
+    q[..., 0] += 10.0
+    k[..., 0] += 10.0
+    with torch.no_grad():
+        attn.pivots[:, 0] = 0.0
+        attn.pivots[:, 0, 0] = -400.0
+    outputs = outputs_and_gradients(attn, q, k, v, None)
+    assert all(torch.isfinite(t).all() for t in outputs)
+    A = attn.attention_matrix(q, k)
+    assert (A.sum(-1) - 1).abs().max().item() <= 1e-5
+    _, G2, sigma = attn.transport_plans(q, k)
+    assert (G2.sum(-1) - sigma).abs().max().item() <= 1e-6
+
+
+def test_compiled_kernels_equal_the_eager_ones():
+    q, k, v = make_qkv(batch=1, heads=2, seq_len=24, head_dim=8, seed=23, dtype=torch.float64)
+    mask = lengths_mask(24, 19)
+    eager = outputs_and_gradients(lotformer(r=4, compiled="off").double(), q, k, v, mask)
+    compiled = lotformer(r=4, compiled="on").double()
+    assert (
+        largest_relative_difference(outputs_and_gradients(compiled, q, k, v, mask), eager) <= 1e-12
+    )
+    assert not lotformer_plans._COMPILE_FAILED
+
+
+def test_products_times_the_unavoidable_matmuls_and_is_no_attention():
+    attn = lotformer(head_dim=16, r=8, impl="products")
+    assert attn.timing_only and not lotformer(head_dim=16).timing_only
+    q, k, v = make_qkv(batch=1, heads=2, seq_len=20, head_dim=16, seed=24)
+    Zt = (attn.pivots * 16**-0.5).transpose(-2, -1)
+    sigma = attn.mass_logits.softmax(-1)
+    expected = (q @ Zt) @ (((k @ Zt).transpose(-2, -1) @ v) * (20 / sigma)[..., None])
+    assert (attn(q, k, v) - expected).abs().max().item() <= 1e-4 * expected.abs().max().item()
+
+
+@pytest.mark.parametrize("options", [{"impl": "fast"}, {"compiled": "yes"}])
+def test_unknown_implementations_are_refused(options):
+    with pytest.raises(ValueError, match="must be one of"):
+        lotformer(**options)

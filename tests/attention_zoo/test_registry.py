@@ -31,6 +31,7 @@ def test_info_reports_the_published_defaults():
         "iters": 5,
         "cls_tokens": 0,
         "impl": "fused",
+        "compiled": "auto",
     }
     assert zoo.info("sinkformer").defaults == {
         "iters": 3,

@@ -231,9 +231,13 @@ def compare(
     now: dict,
     speed_threshold: float = SPEED_THRESHOLD,
     memory_tolerance: float = MEMORY_TOLERANCE,
+    subset: bool = False,
 ) -> list[Verdict]:
-    """A verdict per benchmark in either report; raises GateError across device kinds."""
+    """A verdict per benchmark in either report (with `subset`, `now` ran a -k selection: the
+    baseline's others are left out, not "gone"); raises GateError across device kinds."""
     base, cur = _by_name(baseline), _by_name(now)
+    if subset:
+        base = {name: info for name, info in base.items() if name in cur}
     kinds = {i["device_kind"] for i in base.values()}, {i["device_kind"] for i in cur.values()}
     if kinds[0] and kinds[1] and kinds[0] != kinds[1]:
         raise GateError(
@@ -367,7 +371,7 @@ def check(baseline: Path, select: str | None, threshold: float, keep: Path | Non
         now = run_benchmarks(Path(tmp) / "now.json", select)
         if keep:
             shutil.copyfile(Path(tmp) / "now.json", keep)
-    verdicts = compare(json.loads(baseline.read_text()), now, threshold)
+    verdicts = compare(json.loads(baseline.read_text()), now, threshold, subset=bool(select))
     print(table(verdicts))
     worst = max((v.speed_ratio for v in verdicts if v.speed_ratio), default=float("nan"))
     print(

@@ -101,6 +101,11 @@ def test_a_benchmark_missing_from_the_baseline_is_reported_not_ignored():
     gone = {v.name: v for v in bench.compare(now, BASE)}["newformer-forward-1024"]
     assert gone.failed and gone.verdict == "gone: in the baseline only"
     assert "new: not in the baseline" in bench.table(list(verdicts.values()))
+    # a -k selection compares what it ran, and a new benchmark is still reported
+    selected = bench.compare(now, report(newformer__forward__1024=(1.0, 10)), subset=True)
+    assert [(v.name, v.failed) for v in selected] == [("newformer-forward-1024", False)]
+    (new,) = bench.compare(BASE, report(newformer__forward__1024=(1.0, 10)), subset=True)
+    assert new.failed and new.verdict == "new: not in the baseline"
 
 
 def test_a_baseline_from_another_device_kind_is_refused():

@@ -34,6 +34,13 @@ def positive_float(name: str, value: object) -> float:
     return float(value)
 
 
+def one_of(name: str, value: object, choices: tuple) -> object:
+    """`value` if it is among `choices`, else a ValueError naming the option and the choices."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
 class Attention(nn.Module):
     """Base class of the zoo: checks inputs, zeroes padded positions, defines the API."""
 

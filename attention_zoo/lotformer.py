@@ -33,7 +33,14 @@ import torch
 from torch import Tensor, nn
 
 from attention_zoo import lotformer_plans
-from attention_zoo.base import NEG, Attention, compute_dtype, positive_float, positive_int
+from attention_zoo.base import (
+    NEG,
+    Attention,
+    compute_dtype,
+    one_of,
+    positive_float,
+    positive_int,
+)
 from attention_zoo.registry import register
 from attention_zoo.sinkhorn import plan, sinkhorn_potentials
 from attention_zoo.softmax import softmax_matrix
@@ -87,14 +94,8 @@ class LOTFormer(Attention):
         if isinstance(cls_tokens, bool) or not isinstance(cls_tokens, int) or cls_tokens < 0:
             raise ValueError(f"cls_tokens must be an integer >= 0, got {cls_tokens!r}")
         self.cls_tokens = cls_tokens
-        if impl not in IMPLS:
-            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-        self.impl = impl
-        if compiled not in lotformer_plans.COMPILE_MODES:
-            raise ValueError(
-                f"compiled must be one of {lotformer_plans.COMPILE_MODES}, got {compiled!r}"
-            )
-        self.compiled = compiled
+        self.impl = one_of("impl", impl, IMPLS)
+        self.compiled = one_of("compiled", compiled, lotformer_plans.COMPILE_MODES)
         self.timing_only = impl == "products"
         self.pivots = nn.Parameter(torch.randn(heads, r, head_dim))  # Z: (H, r, D)
         self.mass_logits = nn.Parameter(torch.zeros(heads, r))  # sigma = softmax(logits)

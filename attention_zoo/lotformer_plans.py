@@ -62,16 +62,14 @@ def _floor(dtype: torch.dtype) -> float:
     return info.tiny / info.eps
 
 
-def _row_normalised(S: Tensor, g: Tensor, valid: Tensor | None, out: Tensor) -> Tensor:
-    """out <- R, the row softmax of S + g (0 on padded rows); returns R's column sums c,
-    clamped at `_floor`."""
+def _row_softmax_(S: Tensor, g: Tensor, valid: Tensor | None, out: Tensor) -> Tensor:
+    """out <- R, the row softmax of S + g (0 on padded rows); returns out."""
     torch.add(S, g, out=out)
     out.sub_(out.amax(-1, keepdim=True)).exp_()
     inv = out.sum(-1, keepdim=True).reciprocal_()
     if valid is not None:
         inv.masked_fill_(~valid, 0.0)
-    out.mul_(inv)
-    return out.sum(-2, keepdim=True).clamp_min_(_floor(S.dtype))
+    return out.mul_(inv)
 
 
 def _column_softmax_(X: Tensor, valid: Tensor | None) -> Tensor:
@@ -103,7 +101,7 @@ def _row_softmax(S: Tensor, g: Tensor, valid: Tensor | None) -> Tensor:
 
 
 def _column_sums_kernel(S: Tensor, g: Tensor, valid: Tensor | None, floor: float) -> Tensor:
-    """`_row_normalised`'s column sums without keeping R."""
+    """The column sums of R, clamped at `_floor`, without keeping R."""
     return _row_softmax(S, g, valid).sum(-2, keepdim=True).clamp_min(floor)
 
 
@@ -146,7 +144,7 @@ def _pair_backward(S, g, valid, c, g_used, f_bar, S_bar, R, compiled):
     g_used: the adjoint of the column half-step's g where that step was not clamped."""
     if compiled:
         return _run_compiled(_pair_backward_kernel, S, g, valid, c, g_used, f_bar, S_bar)
-    _row_normalised(S, g, valid, R)
+    _row_softmax_(S, g, valid, R)
     f_bar = _column_step_backward(R.div_(c), g_used, f_bar, S_bar)
     return f_bar, _row_step_backward(R.mul_(c), f_bar, S_bar)
 
@@ -172,7 +170,7 @@ class _TokenPivotPlan(torch.autograd.Function):
                     if compiled:
                         c = _run_compiled(_column_sums_kernel, s, g, vd, floor)
                     else:
-                        c = _row_normalised(s, g, vd, out)
+                        c = _row_softmax_(s, g, vd, out).sum(-2, keepdim=True).clamp_min_(floor)
                     c_seen[t, ch] = c
                     g = g + (log_b[ch] - log_a[ch]) - c.log()
                 else:  # G2's last column half-step in the log domain: its pivot marginal is
@@ -180,7 +178,7 @@ class _TokenPivotPlan(torch.autograd.Function):
                     _column_softmax_(_log_row_softmax(s, g, out), vd)
                     out.mul_(log_b[ch].exp())
             if end_on_tokens:  # the last row half-step: the plan is a R
-                _row_normalised(s, g, vd, out)
+                _row_softmax_(s, g, vd, out)
                 out.mul_(log_a[ch].exp())
         ctx.iters, ctx.end_on_tokens, ctx.compiled = iters, end_on_tokens, compiled
         ctx.save_for_backward(S, log_b, log_a, valid, g_seen, c_seen, plan)
@@ -214,7 +212,7 @@ class _TokenPivotPlan(torch.autograd.Function):
                     f_bar = _column_step_backward(
                         torch.div(plan[ch], log_b[ch].exp(), out=R), g_bar, f_bar, sb
                     )
-                    _row_normalised(s, g_seen[t, ch], vd, R)
+                    _row_softmax_(s, g_seen[t, ch], vd, R)
                     g_bar = _row_step_backward(R, f_bar, sb)
                 else:
                     c = c_seen[t, ch]

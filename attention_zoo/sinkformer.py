@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from attention_zoo.base import NEG, Attention, compute_dtype, positive_float, positive_int
+from attention_zoo.base import (
+    NEG,
+    Attention,
+    compute_dtype,
+    one_of,
+    positive_float,
+    positive_int,
+)
 from attention_zoo.registry import register
 from attention_zoo.sinkhorn import plan, sinkhorn_potentials
 from attention_zoo.sinkhorn_stream import streaming_sinkhorn_attention
@@ -39,9 +46,7 @@ class Sinkformer(Attention):
         super().__init__(heads, head_dim)
         self.iters = positive_int("iters", iters)
         self.eps = positive_float("eps", eps)
-        if impl not in IMPLS:
-            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-        self.impl = impl
+        self.impl = one_of("impl", impl, IMPLS)
         self.streaming_from = positive_int("streaming_from", streaming_from)
 
     def extra_repr(self) -> str:

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SMOKE  := data/smoke
 
-.PHONY: help test lint format clean sweep data-status quickstart lra-all lra-smoke report bench-check bench-baseline
+.PHONY: help test lint format clean sweep data-status quickstart lra-all lra-smoke report bench-check bench-baseline gpu-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -50,6 +50,9 @@ bench-check: $(STAMP)  ## CI gate: speed and memory benchmarks vs the committed 
 
 bench-baseline: $(STAMP)  ## rewrite the gate's baseline for this device kind (commit it on its own)
 	$(BIN)/python -m runners.bench baseline
+
+gpu-check: $(STAMP)  ## on a CUDA GPU: tests, paper sweep, gate baseline, LRA efficiency, bf16 training in ~8 min; rows to results/
+	$(BIN)/python -m runners.gpu_check
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check .

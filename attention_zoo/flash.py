@@ -5,6 +5,8 @@ installed; otherwise `scaled_dot_product_attention` is asked for its flash backe
 (CUDA fp16/bf16, and the CPU flash kernel), then the memory-efficient, cuDNN and math ones.
 `last_backend` says which ran: "flash-attn", "sdpa-flash_attention", "sdpa-efficient_attention",
 "sdpa-cudnn_attention" or "sdpa-math". Results rows must carry it.
+
+FLOPs: softmax's, 4·B·H·N²·D forward and 2.5x that backward, whichever kernel ran.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from attention_zoo.base import Attention
 from attention_zoo.registry import register
-from attention_zoo.softmax import softmax_matrix
+from attention_zoo.softmax import DENSE_BACKWARD_RATIO, dense_attention_flops, softmax_matrix
 
 try:  # optional CUDA package
     from flash_attn import flash_attn_func
@@ -31,7 +33,12 @@ PREFERENCE = [
 ]
 
 
-@register("flash", complexity="quadratic")
+@register(
+    "flash",
+    complexity="quadratic",
+    flops=dense_attention_flops,
+    backward_ratio=DENSE_BACKWARD_RATIO,
+)
 class Flash(Attention):
     """Fused exact softmax attention (flash kernel where it exists); records the backend."""
 

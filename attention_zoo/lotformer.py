@@ -22,6 +22,12 @@ impl selects how the plans are solved:
     "products"         not an attention: only the matrix products lotformer cannot avoid
                        (QZ^T, KZ^T, G2 V, G1 (...)) with the scores standing in for the plans,
                        so that the sweep can measure the floor the other two are held to.
+
+FLOPs of one forward call (matrix products at 2 per multiply-add): 8·B·H·N·r·D for the
+pivot scores QZ^T and KZ^T, G2 V and G1 (...) (N·r·D each), plus 4·B·H·k·N·D for k
+`cls_tokens` softmax queries. The Sinkhorn iterations on the two N x r plans are
+elementwise and not counted, whatever `iters` and `impl`. The backward counts 2x: every
+product has two gradient products (Z is learnt).
 """
 
 from __future__ import annotations
@@ -72,7 +78,13 @@ def reference_plan(
     return plan(S, f, g)
 
 
-@register("lotformer", complexity="linear", doubly_stochastic=True)
+def lotformer_flops(batch: int, heads: int, seq_len: int, head_dim: int, options) -> float:
+    """8·B·H·N·r·D + 4·B·H·k·N·D for r pivots and k [CLS] queries (module docstring)."""
+    pivots = 8.0 * batch * heads * seq_len * options["r"] * head_dim
+    return pivots + 4.0 * batch * heads * options["cls_tokens"] * seq_len * head_dim
+
+
+@register("lotformer", complexity="linear", doubly_stochastic=True, flops=lotformer_flops)
 class LOTFormer(Attention):
     """Low-rank OT attention: queries -> r learnable pivots -> keys, O(N r d)."""
 

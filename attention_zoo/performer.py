@@ -6,7 +6,14 @@ where the rows w_i are orthogonal within blocks of d and have chi-distributed no
 the authors' code, c is the largest w_i^T x' (per query; per head over the real keys) and
 the stabilizer is 1e-4. The output D^-1 phi(Q) (phi(K)^T V) costs O(N m d).
 Each head draws its own features from `seed`; with `redraw_interval > 0` they are redrawn
-every that many forward calls in training mode."""
+every that many forward calls in training mode.
+
+FLOPs of one forward call (matrix products at 2 per multiply-add, m = nb_features):
+8·B·H·N·m·D + 2·B·H·N·m, from the feature maps' projections x W^T for queries and keys
+(N·m·D each), phi(K)^T V and phi(Q) (phi(K)^T V) (N·m·D each) and the normaliser
+phi(Q) k_sum (N·m); the exponentials are not counted. The backward counts 1.5x that: the
+projection W is a buffer, so x W^T has one gradient product, the other two have two each.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +43,13 @@ def orthogonal_gaussian_features(
     return torch.stack(per_head).float()
 
 
-@register("performer", complexity="linear")
+def performer_flops(batch: int, heads: int, seq_len: int, head_dim: int, options) -> float:
+    """8·B·H·N·m·D + 2·B·H·N·m for m = nb_features (module docstring)."""
+    m = options["nb_features"]
+    return 2.0 * batch * heads * seq_len * m * (4 * head_dim + 1)
+
+
+@register("performer", complexity="linear", flops=performer_flops, backward_ratio=1.5)
 class Performer(Attention):
     """FAVOR+ linear attention with positive orthogonal random features, O(N m d)."""
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from attention_zoo.base import Attention
 
 COMPLEXITIES = ("linear", "quadratic")
+PASSES = ("forward", "forward_backward")
+
+# (batch, heads, seq_len, head_dim, options) -> floating-point operations of one forward call
+FlopCount = Callable[[int, int, int, int, dict[str, Any]], float]
 
 
 @dataclass(frozen=True)
@@ -21,13 +26,42 @@ class MechanismInfo:
     doubly_stochastic: bool
     defaults: dict[str, Any] = field(default_factory=dict)
     summary: str = ""
+    forward_flops: FlopCount | None = None  # None: the mechanism declares no count
+    backward_ratio: float = 2.0  # backward FLOPs / forward FLOPs
+
+    def flops(
+        self, batch: int, heads: int, seq_len: int, head_dim: int, pass_: str = "forward", **options
+    ) -> float | None:
+        """FLOPs of one call (`pass_` forward or forward_backward) with these options merged
+        over the defaults, by the formula in the mechanism's docstring; None if undeclared.
+
+        Convention (every mechanism): matrix products at 2 FLOPs per multiply-add, counted
+        as the algorithm needs them with no padding; elementwise work (exponentials,
+        normalisations, Sinkhorn's log-sum-exps) is not counted, as FlashAttention's
+        benchmarks do not count softmax's."""
+        if pass_ not in PASSES:
+            raise ValueError(f"pass_ must be one of {PASSES}, got {pass_!r}")
+        if self.forward_flops is None:
+            return None
+        forward = float(
+            self.forward_flops(batch, heads, seq_len, head_dim, {**self.defaults, **options})
+        )
+        return forward * (1.0 + self.backward_ratio) if pass_ == "forward_backward" else forward
 
 
 _REGISTRY: dict[str, tuple[type[Attention], MechanismInfo]] = {}
 
 
-def register(name: str, *, complexity: str, doubly_stochastic: bool = False):
-    """Class decorator that adds a mechanism to the zoo under `name`."""
+def register(
+    name: str,
+    *,
+    complexity: str,
+    doubly_stochastic: bool = False,
+    flops: FlopCount | None = None,
+    backward_ratio: float = 2.0,
+):
+    """Class decorator that adds a mechanism to the zoo under `name`; `flops(B, H, N, D,
+    options)` is its forward FLOP count, and `backward_ratio` the backward's multiple of it."""
     if complexity not in COMPLEXITIES:
         raise ValueError(f"complexity must be one of {COMPLEXITIES}, got {complexity!r}")
 
@@ -46,7 +80,9 @@ def register(name: str, *, complexity: str, doubly_stochastic: bool = False):
         cls.name = name
         _REGISTRY[name] = (
             cls,
-            MechanismInfo(name, complexity, doubly_stochastic, defaults, summary),
+            MechanismInfo(
+                name, complexity, doubly_stochastic, defaults, summary, flops, backward_ratio
+            ),
         )
         return cls
 

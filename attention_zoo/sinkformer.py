@@ -9,6 +9,12 @@ Two implementations of the same numbers (`impl`): "dense", the textbook one, for
 N x N kernel (O(N^2) memory); "streaming" (attention_zoo/sinkhorn_stream.py) runs every
 half-step, forward and backward, as a fused attention kernel call (O(N) memory, exact
 gradients). "auto" (default) streams from `streaming_from` tokens on.
+
+FLOPs, by the zoo's convention (matrix products of the algorithm only): softmax's,
+4·B·H·N²·D forward and 2.5x that backward, whatever `iters` and `impl`. The Sinkhorn
+half-steps are elementwise log-sum-exps over the N x N kernel and are not counted, so the
+time they take shows as a lower achieved FLOP/s than flash's; the streaming
+implementation recomputes QK^T in every half-step, hardware work the count leaves out.
 """
 
 from __future__ import annotations
@@ -25,12 +31,19 @@ from attention_zoo.base import (
 )
 from attention_zoo.registry import register
 from attention_zoo.sinkhorn import plan, sinkhorn_potentials
-from attention_zoo.sinkhorn_stream import streaming_sinkhorn_attention
+from attention_zoo.sinkhorn_stream import kernel_name, streaming_sinkhorn_attention
+from attention_zoo.softmax import DENSE_BACKWARD_RATIO, dense_attention_flops
 
 IMPLS = ("auto", "dense", "streaming")
 
 
-@register("sinkformer", complexity="quadratic", doubly_stochastic=True)
+@register(
+    "sinkformer",
+    complexity="quadratic",
+    doubly_stochastic=True,
+    flops=dense_attention_flops,
+    backward_ratio=DENSE_BACKWARD_RATIO,
+)
 class Sinkformer(Attention):
     """Doubly stochastic attention by Sinkhorn iterations on exp(QK^T/sqrt(d)/eps)."""
 
@@ -48,6 +61,8 @@ class Sinkformer(Attention):
         self.eps = positive_float("eps", eps)
         self.impl = one_of("impl", impl, IMPLS)
         self.streaming_from = positive_int("streaming_from", streaming_from)
+        # what the last forward ran: "dense", or "streaming/<the fused kernel of each step>"
+        self.last_backend: str | None = None
 
     def extra_repr(self) -> str:
         return (
@@ -61,12 +76,14 @@ class Sinkformer(Attention):
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
         if self.streams(q.shape[-2]):
+            self.last_backend = f"streaming/{kernel_name(q.device)}"
             dt = compute_dtype(q.dtype)
             scale = self.head_dim**-0.5 / self.eps
             out = streaming_sinkhorn_attention(
                 q.to(dt), k.to(dt), v.to(dt), mask, self.iters, scale
             )
             return out.to(v.dtype)
+        self.last_backend = "dense"
         A = self._matrix(q, k, mask)  # (B, H, N, N), float32
         return (A @ v.to(A.dtype)).to(v.dtype)
 

@@ -29,11 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from attention_zoo.base import NEG
-
-KERNELS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]
 
 
 def fold(x: Tensor, y: Tensor, bias: Tensor, scale: float) -> tuple[Tensor, Tensor]:
@@ -42,6 +39,14 @@ def fold(x: Tensor, y: Tensor, bias: Tensor, scale: float) -> tuple[Tensor, Tens
         torch.cat([x, x.new_ones((*x.shape[:-1], 1))], dim=-1),
         torch.cat([y, (bias / scale)[..., None]], dim=-1),
     )
+
+
+def kernel_name(device: torch.device) -> str:
+    """The fused kernel every half-step runs on `device` (what a result row records)."""
+    names = {"cpu": "sdpa-cpu_flash_attention", "cuda": "sdpa-efficient_attention"}
+    if device.type not in names:
+        raise ValueError(f"streaming sinkhorn runs on cpu and cuda, got {device.type}")
+    return names[device.type]
 
 
 def attend_lse(x: Tensor, y: Tensor, bias: Tensor, values: Tensor, scale: float):
@@ -125,9 +130,10 @@ def streaming_sinkhorn_attention(
     history = _StreamingPotentials.apply(q, k, pad_bias, valid, steps, scale)
     g = history[iters - 1] if iters % 2 == 0 else (history[iters - 2] if iters > 1 else None)
     key_bias = pad_bias.expand(q.shape[:-1]) if g is None else g + pad_bias
-    with sdpa_kernel(KERNELS):
-        out = F.scaled_dot_product_attention(*fold(q, k, key_bias, scale), _pad(v), scale=scale)
-    out = out[..., :-1]
+    # the half-steps' kernel, called directly: through scaled_dot_product_attention's
+    # dispatcher the memory-efficient kernel refuses a head dimension of D + 1 in fp32
+    # (not a multiple of 4); the kernel itself takes it, and autograd knows its backward
+    out = attend_lse(q, k, key_bias, _pad(v), scale)[0][..., :-1]
     if iters % 2 == 0:  # P = exp(S + f + g): rows sum to exp(f_{T-1} + lse(S + g))
         out = out * torch.exp(history[iters - 2] - history[iters])[..., None]
     return out

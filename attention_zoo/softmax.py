@@ -1,4 +1,9 @@
-"""softmax: the textbook dense attention, A = softmax(QK^T / sqrt(d)). The reference."""
+"""softmax: the textbook dense attention, A = softmax(QK^T / sqrt(d)). The reference.
+
+FLOPs of one forward call: 4·B·H·N²·D, the two products QK^T and AV at 2 per multiply-add
+(the softmax itself is elementwise and not counted); the backward counts 2.5x that, as
+FlashAttention's benchmarks count it (its backward recomputes QK^T: five N x N x D
+products against the forward's two)."""
 
 from __future__ import annotations
 
@@ -7,6 +12,13 @@ from torch import Tensor
 
 from attention_zoo.base import Attention
 from attention_zoo.registry import register
+
+DENSE_BACKWARD_RATIO = 2.5
+
+
+def dense_attention_flops(batch: int, heads: int, seq_len: int, head_dim: int, options) -> float:
+    """4·B·H·N²·D: QK^T and AV, each B·H·N·N·D multiply-adds."""
+    return 4.0 * batch * heads * seq_len**2 * head_dim
 
 
 def softmax_matrix(q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
@@ -19,7 +31,12 @@ def softmax_matrix(q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
     return torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
 
 
-@register("softmax", complexity="quadratic")
+@register(
+    "softmax",
+    complexity="quadratic",
+    flops=dense_attention_flops,
+    backward_ratio=DENSE_BACKWARD_RATIO,
+)
 class Softmax(Attention):
     """Dense softmax attention, O(N^2) time and memory; padded keys are masked."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import platform
 import subprocess
 import uuid
@@ -13,6 +14,9 @@ import torch
 from runners import cpu_allocator
 
 REPO = Path(__file__).resolve().parents[1]
+# where the tree has no .git, the commit it was copied from, as the copier states it
+COMMIT_VARIABLE = "ATTENTION_BENCH_GIT_COMMIT"
+DIRTY_VARIABLE = "ATTENTION_BENCH_GIT_DIRTY"
 
 
 def _git(*args: str) -> str | None:
@@ -49,12 +53,17 @@ def resolve_device(name: str) -> torch.device:
 def provenance(device: torch.device) -> dict[str, object]:
     """run_id, started_at, git_commit, git_dirty, device, device_name, torch_version, threads,
     hostname and the allocator the process runs with."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    commit = _git("rev-parse", "HEAD")
+    if commit is None:  # a copy of the tree without .git (a lent GPU machine): the caller says
+        commit = os.environ.get(COMMIT_VARIABLE) or "unknown"
+        dirty = os.environ.get(DIRTY_VARIABLE, "") == "1"
+    else:
+        dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
     return {
         "run_id": uuid.uuid4().hex[:12],
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "git_commit": _git("rev-parse", "HEAD") or "unknown",
-        "git_dirty": bool(status),
+        "git_commit": commit,
+        "git_dirty": dirty,
         "device": device.type,
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "torch_version": torch.__version__,

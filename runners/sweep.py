@@ -19,6 +19,7 @@ import json
 import math
 import os
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,8 @@ SCHEMA = pa.schema(
         ("warmup_ms", pa.float64()),
         ("peak_mem_bytes", pa.int64()),
         ("mem_before_bytes", pa.int64()),
+        ("flops", pa.float64()),  # the mechanism's declared count for one call (zoo.info)
+        ("achieved_tflops", pa.float64()),  # flops / median time, in 10^12 per second
         ("backend", pa.string()),  # the kernel that ran, where a mechanism records it
         ("min_time_s", pa.float64()),
         ("cell_budget_s", pa.float64()),
@@ -62,23 +65,30 @@ SCHEMA = pa.schema(
 )
 
 
+# the error of a cell the time budget left untried: not a result, so a re-run measures it
+OUT_OF_TIME = "not tried: the sweep's time budget"
+
+
 @dataclass
 class Chain:
     """One curve (method, options, pass) as it is swept upwards in length."""
 
     points: list[tuple[int, float, int]] = field(default_factory=list)  # (N, ms, bytes) of ok cells
     failure: str | None = None  # "oom at N=..." once a cell failed
+    min_slope: float = 1.0  # the log-log slope of time never assumed flatter than this
 
     def predict(self, n: int, column: int) -> float | None:
         """Extrapolate time (column 1) or memory (column 2) to length n along the log-log line
-        through the last two points, never flatter than linear."""
+        through the last two points, never flatter than linear (time: than `min_slope`, 2
+        for a quadratic mechanism, whose short lengths on a GPU are launch-bound and flat)."""
         if len(self.points) < 2:
             return None
         (n0, *a), (n1, *b) = self.points[-2:]
         y0, y1 = a[column - 1], b[column - 1]
         if n1 <= n0 or y0 <= 0 or y1 <= 0:
             return None
-        slope = max(1.0, math.log(y1 / y0) / math.log(n1 / n0))
+        floor = self.min_slope if column == 1 else 1.0
+        slope = max(floor, math.log(y1 / y0) / math.log(n1 / n0))
         return y1 * (n / n1) ** slope
 
 
@@ -152,15 +162,19 @@ def run_sweep(
     after_failure: bool = True,
     memory_budget: float = math.inf,
     progress: bool = True,
+    time_budget_s: float | None = None,
 ) -> tuple[pd.DataFrame, int]:
     """Measure every cell not already in `out`; returns the rows of all cells and how many
-    of them are new."""
+    of them are new. With `time_budget_s`, cells not started within that many seconds are
+    recorded as skipped."""
+    started = time.monotonic()
     env = provenance(s.device)
     existing = read_results(out)
     done: dict[str, dict] = {}
     if not force and len(existing) and "cell_key" in existing:
         for row in existing.sort_values("measured_at").to_dict("records"):
-            if not (retry_failed and row["status"] != "ok"):
+            untried = str(row.get("error") or "").startswith(OUT_OF_TIME)
+            if not untried and not (retry_failed and row["status"] != "ok"):
                 done[row["cell_key"]] = row
     stamp = env["started_at"].replace(":", "").replace("-", "")[:15]
     writer = PartWriter(out, f"sweep-{stamp}-{env['run_id']}", SCHEMA)
@@ -168,7 +182,11 @@ def run_sweep(
     rows = []
     bar = tqdm(total=len(cells), unit="cell", disable=not progress, dynamic_ncols=True)
     for cell in cells:
-        chain = chains.setdefault((cell.method, cell.options, cell.pass_), Chain())
+        complexity = zoo.info(cell.method).complexity
+        chain = chains.setdefault(
+            (cell.method, cell.options, cell.pass_),
+            Chain(min_slope=2.0 if complexity == "quadratic" else 1.0),
+        )
         key = cell_key(cell, s, env)
         label = f"{cell.method} {cell.pass_} N={cell.seq_len}"
         bar.set_description(label)
@@ -176,7 +194,14 @@ def run_sweep(
             row = done[key]
         else:
             reason = skip_reason(chain, cell, s, memory_budget, after_failure)
+            if time_budget_s is not None and time.monotonic() - started > time_budget_s:
+                reason = f"{OUT_OF_TIME} of {time_budget_s:g} s ran out (--time-budget)"
             measured = {"status": "skipped", "error": reason} if reason else measure_cell(cell, s)
+            flops = zoo.info(cell.method).flops(
+                s.batch, s.heads, cell.seq_len, s.head_dim, cell.pass_, **dict(cell.options)
+            )
+            if flops is not None and measured.get("status") == "ok":
+                measured["achieved_tflops"] = flops / (measured["time_ms"] * 1e-3) / 1e12
             row = {
                 **env,
                 "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
@@ -192,6 +217,7 @@ def run_sweep(
                 "cell_budget_s": s.cell_budget_s,
                 "seed": s.seed,
                 "cell_key": key,
+                "flops": flops,
                 **measured,
             }
             writer.append(row)
@@ -262,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for flag in ("batch", "heads", "head_dim", "min_repeats", "max_repeats"):
             if getattr(args, flag) < 1:
                 raise ValueError(f"--{flag.replace('_', '-')} must be >= 1")
+        if args.time_budget is not None and not args.time_budget > 0:
+            raise ValueError(f"--time-budget must be > 0 seconds, got {args.time_budget}")
     except ValueError as exc:
         parser.error(str(exc))
     if relaunch is not None and argv is None:  # glibc reads its tunables at start-up only
@@ -305,6 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         after_failure=not args.try_after_failure,
         memory_budget=memory_budget,
         progress=not args.quiet,
+        time_budget_s=args.time_budget,
     )
     print("median ms per call (or the status) by length:")
     print(summary(rows))

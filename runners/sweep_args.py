@@ -183,6 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
         "and a single call over it is recorded as a timeout",
     )
     a(
+        "--time-budget",
+        type=float,
+        dest="time_budget",
+        metavar="SECONDS",
+        help="stop starting cells after this many seconds; the cells left are recorded as "
+        "skipped (rows saying why), and a re-run resumes them",
+    )
+    a(
         "--memory-budget-gib",
         type=float,
         dest="memory_budget_gib",

@@ -27,3 +27,39 @@ def test_flash_runs_a_flash_kernel_on_cuda_bf16():
     q, k, v = (t.cuda().bfloat16() for t in make_qkv(heads=4, seq_len=1024, head_dim=64))
     attn(q, k, v)
     assert attn.last_backend in ("flash-attn", "sdpa-flash_attention")
+
+
+def test_streaming_sinkformer_on_cuda_equals_the_dense_one_and_says_which_kernel_ran():
+    q, k, v = (t.cuda() for t in make_qkv(heads=4, seq_len=512, head_dim=64, seed=41))
+    mask = lengths_mask(512, 512, 400).cuda()
+    streaming = zoo.create("sinkformer", heads=4, head_dim=64, impl="streaming")
+    dense = zoo.create("sinkformer", heads=4, head_dim=64, impl="dense")
+    out = streaming(q, k, v, padding_mask=mask)
+    assert streaming.last_backend == "streaming/sdpa-efficient_attention"
+    assert (out - dense(q, k, v, padding_mask=mask)).abs().max().item() <= 1e-4
+
+
+def test_lotformer_compiled_kernels_on_cuda_equal_the_eager_ones_with_gradients():
+    q, k, v = (t.cuda().requires_grad_() for t in make_qkv(heads=2, seq_len=4096, head_dim=64))
+    grads = []
+    for compiled in ("on", "off"):
+        torch.manual_seed(1)
+        attn = zoo.create("lotformer", heads=2, head_dim=64, compiled=compiled).cuda()
+        out = attn(q, k, v)
+        grads.append((out, *torch.autograd.grad(out.square().sum(), (q, k, v, attn.pivots))))
+    for a, b in zip(*grads, strict=True):
+        assert (a - b).abs().max().item() <= 1e-4 * max(1.0, b.abs().max().item())
+
+
+def test_a_sweep_cell_on_cuda_is_timed_with_events_and_counts_its_flops(tmp_path):
+    from runners.cells import Cell, Settings
+    from runners.sweep import run_sweep
+
+    s = Settings(batch=1, heads=4, head_dim=64, dtype="bf16", device=torch.device("cuda"))
+    cells = [Cell("flash", (("use_flash_attn_package", True),), 2048, "forward_backward")]
+    rows, new = run_sweep(cells, s, tmp_path, progress=False)
+    row = rows.iloc[0]
+    assert new == 1 and row["status"] == "ok", row["error"]
+    assert row["flops"] == 3.5 * 4 * 4 * 2048**2 * 64
+    assert row["achieved_tflops"] == row["flops"] / (row["time_ms"] * 1e-3) / 1e12
+    assert row["peak_mem_bytes"] > 3 * 4 * 2048 * 64 * 2  # at least q, k, v in bf16

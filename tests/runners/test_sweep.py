@@ -187,6 +187,61 @@ def test_prediction_is_never_flatter_than_linear():
     assert chain.predict(8192, 1) == pytest.approx(44.0)
 
 
+def test_a_quadratic_curve_is_never_predicted_flatter_than_quadratic():
+    chain = Chain(points=[(1024, 10.0, 100), (2048, 11.0, 100)], min_slope=2.0)
+    assert chain.predict(8192, 1) == pytest.approx(11.0 * 16)
+    assert chain.predict(8192, 2) == pytest.approx(400.0)  # memory: still linear at least
+
+
+def test_rows_carry_the_declared_flops_and_the_achieved_rate(tmp_path):
+    rows, _ = run_sweep(
+        cells(["softmax", "lotformer"], [32], ("forward", "forward_backward")),
+        settings(),
+        tmp_path,
+        progress=False,
+    )
+    for r in rows.to_dict("records"):
+        info = zoo.info(r["method"])
+        options = json.loads(r["method_options"])
+        assert r["flops"] == info.flops(1, 2, 32, 8, r["pass"], **options)
+        assert r["achieved_tflops"] == pytest.approx(r["flops"] / (r["time_ms"] * 1e-3) / 1e12)
+    soft = rows[rows.method == "softmax"].set_index("pass")["flops"]
+    assert soft["forward"] == 4 * 2 * 32**2 * 8
+    assert soft["forward_backward"] == 3.5 * soft["forward"]
+
+
+def test_cells_the_time_budget_leaves_are_skipped_rows_and_a_rerun_measures_them(tmp_path):
+    todo = cells(["softmax"], [16, 32, 64])
+    rows, _ = run_sweep(todo, settings(), tmp_path, progress=False, time_budget_s=1e-9)
+    assert list(rows.status) == ["skipped"] * 3
+    assert rows.error.str.contains("time budget of 1e-09 s ran out").all()
+    assert rows.flops.notna().all() and rows.achieved_tflops.isna().all()
+    rows, new = run_sweep(todo, settings(), tmp_path, progress=False)
+    assert new == 3 and list(rows.status) == ["ok"] * 3
+
+
+def test_a_first_call_over_the_budget_gets_a_second_before_a_timeout(tmp_path):
+    saved = dict(_REGISTRY)
+    calls = []
+
+    @zoo.register("compiles_first", complexity="quadratic")
+    class CompilesFirst(Softmax):
+        def _attend(self, q, k, v, mask):
+            calls.append(1)
+            if len(calls) == 1:
+                time.sleep(0.3)  # one-off work, as torch.compile's on a first call
+            return super()._attend(q, k, v, mask)
+
+    try:
+        rows, _ = run_sweep(
+            cells(["compiles_first"], [16]), settings(cell_budget_s=0.2), tmp_path, progress=False
+        )
+    finally:
+        _REGISTRY.clear()
+        _REGISTRY.update(saved)
+    assert rows.status.iloc[0] == "ok" and rows.warmup_ms.iloc[0] >= 300
+
+
 def test_a_killed_sweep_resumes_without_duplicate_or_missing_cells(tmp_path):
     out = tmp_path / "sweep"
     cmd = [

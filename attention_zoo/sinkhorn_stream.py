@@ -49,22 +49,41 @@ def kernel_name(device: torch.device) -> str:
     return names[device.type]
 
 
-def attend_lse(x: Tensor, y: Tensor, bias: Tensor, values: Tensor, scale: float):
+# the memory-efficient CUDA kernel wants every row of q, k, v to start on 16 bytes: the
+# folded width D + 1 (and values of width D + 1) are padded with zero columns to a multiple
+# of 8, which changes no dot product and no output (seen on an H200: "query is not
+# correctly aligned (strideM)" for D + 1 = 65 in fp32)
+ALIGN = {"cuda": 8}
+
+
+def pad_to_multiple(t: Tensor, multiple: int) -> Tensor:
+    """`t` (..., W) with zero columns up to the next multiple of `multiple` (itself if none)."""
+    extra = -t.shape[-1] % multiple
+    return F.pad(t, (0, extra)) if extra else t
+
+
+def attend_lse(
+    x: Tensor, y: Tensor, bias: Tensor, values: Tensor, scale: float, align: int | None = None
+):
     """(out, lse) of softmax_j(scale x_i.y_j + bias_j) over keys y, in O(N) memory.
 
     x (B, H, Nx, D), y (B, H, Ny, D), bias (B, H, Ny), values (B, H, Ny, D + 1), float32.
-    out (B, H, Nx, D + 1) = sum_j softmax_ij values_j; lse (B, H, Nx)."""
+    out (B, H, Nx, D + 1) = sum_j softmax_ij values_j; lse (B, H, Nx). `align`: pad the
+    head dimensions to a multiple of it (default: what the device's kernel needs)."""
     xq, yk = fold(x, y, bias, scale)
+    width = values.shape[-1]
+    align = ALIGN.get(x.device.type, 1) if align is None else align
+    xq, yk, values = (pad_to_multiple(t, align) for t in (xq, yk, values))
     if x.device.type == "cpu":
         out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
             xq, yk, values, 0.0, False, attn_mask=None, scale=scale
         )
-        return out, lse
+        return out[..., :width], lse
     if x.device.type == "cuda":  # the memory-efficient kernel keeps fp32 and returns lse
         out, lse, *_ = torch.ops.aten._scaled_dot_product_efficient_attention(
             xq, yk, values, None, True, 0.0, False, scale=scale
         )
-        return out, lse[..., : x.shape[-2]]  # padded to a multiple of 32 on some versions
+        return out[..., :width], lse[..., : x.shape[-2]]  # lse padded to 32 rows on some versions
     raise ValueError(f"streaming sinkhorn runs on cpu and cuda, got {x.device.type}")
 
 

@@ -361,8 +361,8 @@ class Check:
                     fh.flush()
                     left = allotted - (time.monotonic() - t0)
                     record.returncodes.append(self.wait(preparation, left))
-                for command in commands:
-                    if self.cut_by or any(record.returncodes):
+                for command in commands:  # each runs even if the one before failed
+                    if self.cut_by or (preparation is not None and record.returncodes[0]):
                         break
                     left = allotted - (time.monotonic() - t0)
                     fh.write(f"$ {' '.join(command)}\n")

@@ -65,3 +65,19 @@ def test_auto_streams_from_the_threshold_and_bad_options_are_refused():
     assert zoo.create("sinkformer", heads=1, head_dim=8, impl="dense").streams(10**6) is False
     with pytest.raises(ValueError, match="impl must be one of"):
         zoo.create("sinkformer", heads=1, head_dim=8, impl="flash")
+
+
+def test_zero_columns_that_align_the_kernels_rows_change_neither_output_nor_gradients():
+    from attention_zoo.sinkhorn_stream import attend_lse
+
+    x, y, _ = (t.requires_grad_() for t in make_qkv(heads=2, seq_len=40, head_dim=13))
+    values = torch.randn(2, 2, 40, 14, requires_grad=True)  # D + 1 wide, as the callers'
+    bias = torch.randn(2, 2, 40, requires_grad=True)
+    results = []
+    for align in (1, 8):
+        out, lse = attend_lse(x, y, bias, values, 0.3, align=align)
+        assert out.shape == values.shape and lse.shape == (2, 2, 40)
+        grads = torch.autograd.grad((out * out).sum() + lse.sum(), (x, y, bias, values))
+        results.append((out, lse, *grads))
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

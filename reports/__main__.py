@@ -9,8 +9,10 @@ same bytes):
   the `paper` profile), from results/lra
 - lra_efficiency_<setting>.{md,tex,csv}: steps/s (speed-up over softmax) and peak memory at
   each length, published rows alongside, from results/lra_efficiency
-- scaling_<setting>.{png,pdf}: time and memory vs N, forward | forward+backward, from
-  results/sweep
+- scaling_<setting>.{png,pdf}: time, memory and achieved TFLOP/s vs N, forward |
+  forward+backward, from results/sweep
+- sweep_tflops_<setting>.{md,tex,csv}: achieved TFLOP/s by length (and the fraction of the
+  GPU's dense bf16 peak, reports/peaks.py), for sweep rows that carry FLOP counts
 - curves_<profile>_<task>.{png,pdf}: validation accuracy and loss vs step, results/lra_curves
 - bubble_<profile>_<setting>.{png,pdf}: speed x accuracy x memory (accuracy + efficiency rows)
 - leaderboard.html: every table (sortable, provenance on hover) and figure in one file
@@ -86,6 +88,8 @@ def build(results: Path, out: Path) -> tuple[list[Path], list[str]]:
         left_out.append("LRA efficiency table: no rows in results/lra_efficiency")
     for name, part in settings(sweep, SWEEP_SETTING):
         emit_figure(figures.scaling(part), f"scaling_{name}", f"Scaling sweep: scaling_{name}.pdf")
+        if "achieved_tflops" in part and part["achieved_tflops"].notna().any():
+            emit_table(tables.sweep_throughput(part), f"sweep_tflops_{name}")
     if sweep.empty:
         left_out.append("scaling figures: no rows in results/sweep")
     shown = current_curves(curves, lra)

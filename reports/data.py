@@ -9,6 +9,7 @@ Reports read parquet and nothing else: no import from the runners.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,3 +69,18 @@ def current_curves(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
             config = group.groupby("config_hash")["step"].max().idxmax()
         keep.append(group[group["config_hash"] == config])
     return pd.concat(keep, ignore_index=True)
+
+
+def curve_names(rows: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """A name per (method, method_options) of sweep rows: the method, plus the options that
+    differ between that method's curves ('lotformer [impl=reference]'), or the method alone."""
+    keys = sorted(set(zip(rows["method"], rows["method_options"], strict=True)))
+    names = {}
+    for method, options in keys:
+        mine = [json.loads(o) for m, o in keys if m == method]
+        every = set().union(*mine)
+        differ = sorted(k for k in every if len({json.dumps(o.get(k)) for o in mine}) > 1)
+        chosen = json.loads(options)
+        label = ",".join(f"{k}={chosen.get(k)}" for k in differ)
+        names[(method, options)] = f"{method} [{label}]" if label else method
+    return names

@@ -19,7 +19,8 @@ from matplotlib.ticker import FuncFormatter
 from matplotlib.transforms import blended_transform_factory
 
 from reports import tables
-from reports.data import latest
+from reports.data import curve_names, latest
+from reports.peaks import peak_tflops
 from reports.style import method_style, new_figure, style_order
 
 PASSES = {"forward": "forward", "forward_backward": "forward + backward"}
@@ -31,13 +32,18 @@ def _tokens(n: float, _pos: object = None) -> str:
 
 
 def _line_names(rows: pd.DataFrame) -> dict[tuple[str, str], str]:
-    """Legend name per (method, options): the method, plus its options where it has several."""
-    names = {}
-    keys = rows[["method", "method_options"]].drop_duplicates().itertuples(index=False)
-    for method, options in sorted(keys, key=lambda k: (style_order(k[0]), k[0], k[1])):
-        several = rows.loc[rows["method"] == method, "method_options"].nunique() > 1
-        names[(method, options)] = f"{method} {options}" if several else method
-    return names
+    """Legend name per (method, options), in drawing order (data.curve_names)."""
+    names = curve_names(rows)
+    return {k: names[k] for k in sorted(names, key=lambda k: (style_order(k[0]), k[0], k[1]))}
+
+
+def _line_style(key: tuple[str, str], names: dict[tuple[str, str], str]) -> dict[str, str]:
+    """The method's style; a method's second and later option sets dotted, hollow markers."""
+    style = method_style(key[0])
+    siblings = [k for k in names if k[0] == key[0]]
+    if siblings.index(key):
+        style = {**style, "linestyle": ":", "markerfacecolor": "white"}
+    return style
 
 
 def _guides(ax, x0: float, y0: float, x1: float) -> None:
@@ -92,20 +98,27 @@ def _mark_stopped(ax, stopped: list[tuple[pd.Series, dict[str, str]]]) -> None:
 
 
 def scaling(rows: pd.DataFrame) -> object:
-    """Time and peak memory vs sequence length (log-log) of one sweep setting.
+    """Time, peak memory and achieved TFLOP/s vs sequence length (log-log) of one setting.
 
-    Columns: forward, forward + backward; rows: time per call, peak memory. A line stops at its
-    last finished length; the first length that did not run (OOM, skipped, ...) is drawn as the
-    mechanism's hollow marker at the top of the axes with the reason beside it."""
+    Columns: forward, forward + backward; rows: time per call, peak memory, and (where the
+    rows carry FLOP counts) achieved TFLOP/s, with the device's dense bf16 peak drawn on a
+    known GPU. A line stops at its last finished length; the first length that did not run
+    (OOM, skipped, ...) is drawn as the mechanism's hollow marker at the top of the axes with
+    the reason beside it."""
     first = rows.iloc[0]
     rows = latest(rows, ["method", "method_options", "seq_len", "pass"])
     names = _line_names(rows)
     ok_all = rows[rows["status"] == "ok"]
-    fig, axes = new_figure(2, 2, 10.5, 7.4, sharex=True, sharey="row")
     metrics = [
         ("time_ms", 1.0, "time per call (ms)"),
         ("peak_mem_bytes", 2.0**-20, "peak memory (MiB)"),
     ]
+    if "achieved_tflops" in rows and rows["achieved_tflops"].notna().any():
+        metrics.append(("achieved_tflops", 1.0, "achieved TFLOP/s"))
+    fig, axes = new_figure(
+        len(metrics), 2, 10.5, 3.7 * len(metrics) + 0.4, sharex=True, sharey="row"
+    )
+    peak = peak_tflops(first["device_name"]) if first["device"] == "cuda" else None
     for col, (pass_, pass_title) in enumerate(PASSES.items()):
         for r, (metric, scale, label) in enumerate(metrics):
             ax = axes[r][col]
@@ -116,7 +129,7 @@ def scaling(rows: pd.DataFrame) -> object:
                 line = part[(part["method"] == key[0]) & (part["method_options"] == key[1])]
                 line = line.sort_values("seq_len")
                 done = line[(line["status"] == "ok") & line[metric].notna()]
-                style = method_style(key[0])
+                style = _line_style(key, names)
                 ax.plot(done["seq_len"], done[metric] * scale, label=name, markersize=5, **style)
                 last = done["seq_len"].max() if len(done) else -math.inf
                 after = line[(line["status"] != "ok") & (line["seq_len"] > last)]
@@ -126,16 +139,31 @@ def scaling(rows: pd.DataFrame) -> object:
             ax.set_yscale("log")
             ax.xaxis.set_major_formatter(FuncFormatter(_tokens))
             if len(ok):  # the same limits for both passes: the row shares its y axis
-                ax.set_ylim(ok_all[metric].min() * scale / 2, ok_all[metric].max() * scale * 4)
+                low, high = ok_all[metric].min() * scale / 2, ok_all[metric].max() * scale * 4
+                if metric == "achieved_tflops" and peak is not None:
+                    high = max(high, peak * 2)
+                ax.set_ylim(low, high)
                 x0 = ok["seq_len"].min()
                 y0 = float(np.exp(np.log(ok.loc[ok["seq_len"] == x0, metric] * scale).mean()))
-                _guides(ax, x0, y0, rows["seq_len"].max())
+                if metric != "achieved_tflops":
+                    _guides(ax, x0, y0, rows["seq_len"].max())
+                elif peak is not None:
+                    ax.axhline(peak, color="0.3", linewidth=0.9, linestyle="--")
+                    ax.annotate(
+                        f"dense bf16 peak {peak:g}",
+                        (0.01, peak),
+                        xycoords=("axes fraction", "data"),
+                        xytext=(0, 3),
+                        textcoords="offset points",
+                        fontsize=7,
+                        color="0.3",
+                    )
             _mark_stopped(ax, stopped)
             if r == 0:
                 ax.set_title(pass_title)
             if col == 0:
                 ax.set_ylabel(label)
-            if r == 1:
+            if r == len(metrics) - 1:
                 ax.set_xlabel("sequence length N (tokens)")
     handles = axes[0][0].get_legend_handles_labels()[0]
     handles.append(Line2D([], [], color="0.55", linestyle=(0, (6, 3)), label="O(N), O(N²)"))
@@ -155,7 +183,7 @@ def scaling(rows: pd.DataFrame) -> object:
         f"Attention scaling on {first['device_name']} ({first['device']}), {first['dtype']}, "
         f"batch {first['batch']}, {first['heads']} heads × head dim {first['head_dim']}"
     )
-    fig.tight_layout(rect=(0, 0.09, 1, 1))
+    fig.tight_layout(rect=(0, 0.09 * 2 / len(metrics), 1, 1))
     return fig
 
 

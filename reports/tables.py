@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports import data
+from reports import data, peaks
 
 REFERENCE = Path(__file__).resolve().parent / "reference"
 TASK_ORDER = ["listops", "text", "retrieval", "image", "pathfinder", "pathx"]
@@ -259,6 +259,63 @@ def lra_efficiency(
             name = f"{model}, reported ({source})"
             table.reported[name] = speed + memory
             table.provenance[name] = f"published: {source}"
+    return table
+
+
+def sweep_throughput(rows: pd.DataFrame) -> Table:
+    """Achieved TFLOP/s of every curve and pass of one sweep setting, by length; on a known
+    GPU in bf16/fp16, with the fraction of its dense bf16 peak (reports.peaks) in brackets.
+
+    TFLOP/s = the mechanism's declared FLOPs (formula in its docstring: matrix products
+    only) over the median time; the latest row per cell counts."""
+    latest = data.latest(rows, ["method", "method_options", "seq_len", "pass"])
+    lengths = sorted(map(int, latest["seq_len"].unique()))
+    first = latest.iloc[0]
+    peak = None
+    if first["device"] == "cuda" and first["dtype"] in ("bf16", "fp16"):
+        peak = peaks.peak_tflops(first["device_name"])
+    setting = (
+        f"{first['device_name']} ({first['device']}), {first['dtype']}, batch {first['batch']}, "
+        f"{first['heads']} heads × head dim {first['head_dim']}"
+    )
+    fraction = f"; in brackets, % of its dense bf16 peak of {peak:g} TFLOP/s" if peak else ""
+    table = Table(
+        f"Achieved TFLOP/s by sequence length, {setting}",
+        [f"{n // 1024}K" if n % 1024 == 0 else str(n) for n in lengths],
+        legend="TFLOP/s: the mechanism's declared FLOPs for one call (matrix products at 2 per "
+        "multiply-add; the backward of dense attention counted 2.5x its forward, as "
+        f"FlashAttention counts it) over the median time per call{fraction}. Elementwise work "
+        "(softmax, Sinkhorn iterations, feature exponentials) is not counted, so a mechanism "
+        "that spends its time there shows a low rate",
+    )
+    names = data.curve_names(latest)
+    for (method, options), name in sorted(names.items(), key=lambda kv: kv[1]):
+        for pass_ in ("forward", "forward_backward"):
+            part = latest[
+                (latest["method"] == method)
+                & (latest["method_options"] == options)
+                & (latest["pass"] == pass_)
+            ]
+            if part.empty:
+                continue
+            cells = []
+            for n in lengths:
+                hit = part[part["seq_len"] == n]
+                if hit.empty:
+                    cells.append(Cell(None))
+                    continue
+                r = hit.iloc[0]
+                rate = r.get("achieved_tflops")
+                if r["status"] != "ok" or rate is None or pd.isna(rate):
+                    what = r["status"] if r["status"] != "ok" else "no FLOP count declared"
+                    note = _note(table, f"{what}: not measured (the row's error column says why)")
+                    cells.append(Cell(None, notes=(note,)))
+                    continue
+                extra = f"({100 * rate / peak:.1f}%)" if peak else ""
+                cells.append(Cell(float(rate), extra=extra))
+            label = f"{name}, {'forward' if pass_ == 'forward' else 'forward+backward'}"
+            table.ours[label] = cells
+            table.provenance[label] = provenance(part)
     return table
 
 

@@ -80,7 +80,9 @@ class Stage:
 
     name: str
     what: str
-    predicted_s: float  # on one H100/H200, chosen before the first run
+    # seconds on one H200, from its first two runs (results/gpu_check/): cuda-tests 24 s of
+    # tests + 21 s of kernel probe, sweep 90-99 s, bench 48-72 s, efficiency 22 s, training 60 s
+    predicted_s: float
     min_s: float  # skipped when less than this is left
     commands: Callable[[Context, float], list[list[str]]]  # given the seconds allotted
     # started in the background when the check starts (CPU work), waited for before the stage
@@ -212,29 +214,29 @@ STAGES = [
     Stage(
         "cuda-tests",
         "the CUDA-only tests; the kernels flash, the streaming sinkformer and lotformer ran",
-        40,
-        15,
+        60,
+        20,
         _cuda_tests,
     ),
     Stage(
         "sweep",
         "paper preset: 6 curves (lotformer fused and reference) x N=2^9..2^17 x 2 passes, "
         f"bf16, B=1 H=16 D=64; cells over {SWEEP_CELL_BUDGET_S:g} s skipped by prediction",
-        200,
+        120,
         60,
         _sweep,
     ),
     Stage(
         "bench",
         "the gate's 30 benchmarks: baseline-<kind>.json from 1 run, then a check against it",
-        90,
+        80,
         45,
         _bench,
     ),
     Stage(
         "efficiency",
         "runners.lra --efficiency: 5 mechanisms x N=1K,2K,3K,4K, batch 32 (text model)",
-        50,
+        30,
         20,
         _efficiency,
     ),
@@ -242,7 +244,7 @@ STAGES = [
         "training",
         f"bf16 training of softmax and lotformer, {TRAINING_STEPS} steps on generated ListOps "
         f"({LISTOPS_ROWS} rows under {LISTOPS_MAX_LENGTH} tokens)",
-        60,
+        70,
         30,
         _training,
         prepare=data_command,

@@ -14,7 +14,9 @@ import torch
 from runners import cpu_allocator
 
 REPO = Path(__file__).resolve().parents[1]
-# where the tree has no .git, the commit it was copied from, as the copier states it
+# the commit a copied tree came from, as the copier states it: it wins over what git says
+# there (seen on a lent GPU machine: its copy carried the session's first .git, so rows said
+# an older commit, dirty)
 COMMIT_VARIABLE = "ATTENTION_BENCH_GIT_COMMIT"
 DIRTY_VARIABLE = "ATTENTION_BENCH_GIT_DIRTY"
 
@@ -53,11 +55,11 @@ def resolve_device(name: str) -> torch.device:
 def provenance(device: torch.device) -> dict[str, object]:
     """run_id, started_at, git_commit, git_dirty, device, device_name, torch_version, threads,
     hostname and the allocator the process runs with."""
-    commit = _git("rev-parse", "HEAD")
-    if commit is None:  # a copy of the tree without .git (a lent GPU machine): the caller says
-        commit = os.environ.get(COMMIT_VARIABLE) or "unknown"
+    commit = os.environ.get(COMMIT_VARIABLE)
+    if commit:  # a copied tree (a lent GPU machine), whose .git may be absent or stale
         dirty = os.environ.get(DIRTY_VARIABLE, "") == "1"
     else:
+        commit = _git("rev-parse", "HEAD") or "unknown"
         dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
     return {
         "run_id": uuid.uuid4().hex[:12],

@@ -100,4 +100,36 @@ def test_saved_figures_are_non_trivial_and_byte_stable(sweep, tmp_path):
 def test_options_tell_two_lines_of_one_method_apart(sweep):
     other = sweep[sweep["method"] == "lotformer"].assign(method_options='{"r": 64}')
     labels = set(lines_by_label(figures.scaling(pd.concat([sweep, other])).axes[0]))
-    assert {"lotformer {}", 'lotformer {"r": 64}', "softmax"} <= labels
+    assert {"lotformer [r=None]", "lotformer [r=64]", "softmax"} <= labels, labels
+
+
+def gpu_sweep(sweep):
+    """The fixture's rows as if measured on an H200 in bf16, with FLOP counts."""
+    flops = 4.0 * 8 * sweep["seq_len"] ** 2 * 64
+    return sweep.assign(
+        device="cuda",
+        device_name="NVIDIA H200",
+        dtype="bf16",
+        flops=flops,
+        achieved_tflops=flops / (sweep["time_ms"] * 1e-3) / 1e12,
+    )
+
+
+def test_rows_with_flop_counts_get_an_achieved_rate_row_under_the_gpus_peak(sweep):
+    rows = gpu_sweep(sweep)
+    fig = figures.scaling(rows)
+    assert len(fig.axes) == 6  # time, memory, TFLOP/s x forward, forward+backward
+    rate = lines_by_label(fig.axes[4])["softmax"]
+    ok = rows[(rows["method"] == "softmax") & (rows["pass"] == "forward") & (rows.status == "ok")]
+    assert list(rate.get_ydata()) == pytest.approx(list(ok.sort_values("seq_len").achieved_tflops))
+    peaks = [line for line in fig.axes[4].lines if list(line.get_ydata()) == [989.5, 989.5]]
+    assert len(peaks) == 1
+    assert len(figures.scaling(sweep).axes) == 4  # rows without counts: no rate row
+
+
+def test_an_unknown_device_gets_the_rate_row_without_a_peak(sweep):
+    fig = figures.scaling(gpu_sweep(sweep).assign(device_name="Some Future GPU"))
+    assert not [t for t in fig.axes[4].texts if "peak" in t.get_text()]
+    assert "dense bf16 peak" in "".join(
+        t.get_text() for t in figures.scaling(gpu_sweep(sweep)).axes[4].texts
+    )

@@ -112,3 +112,31 @@ def test_published_efficiency_rows_have_their_own_speed_ups(efficiency):
     assert "Test CPU (cpu), text model, batch 32, amp bf16" in t.title
     tex = tables.to_latex(t)
     assert r"(5.7$\times$)" in tex and "Memory GB 4K" in tex
+
+
+def test_throughput_table_shows_the_rate_and_the_fraction_of_a_known_gpus_peak(sweep):
+    from reports.peaks import peak_tflops
+
+    flops = 4.0 * 8 * sweep["seq_len"] ** 2 * 64
+    rows = sweep.assign(
+        device="cuda",
+        device_name="NVIDIA H200",
+        dtype="bf16",
+        flops=flops,
+        achieved_tflops=flops / (sweep["time_ms"] * 1e-3) / 1e12,
+    )
+    table = tables.sweep_throughput(rows)
+    assert table.columns == ["1K", "2K", "4K", "8K"]
+    soft = table.ours["softmax, forward"]
+    expected = 4.0 * 8 * 1024**2 * 64 / 10e-3 / 1e12
+    assert soft[0].mean == pytest.approx(expected)
+    assert soft[0].extra == f"({100 * expected / 989.5:.1f}%)"
+    assert soft[3].mean is None and "oom" in table.notes[soft[3].notes[0] - 1]
+    assert "989.5" in table.legend
+    cpu = tables.sweep_throughput(rows.assign(device="cpu", device_name="Test CPU", dtype="fp32"))
+    assert cpu.ours["softmax, forward"][0].extra == "" and "peak" not in cpu.legend
+    assert (
+        peak_tflops("NVIDIA H100 PCIe") == 756.5 and peak_tflops("NVIDIA H100 80GB HBM3") == 989.5
+    )
+    assert peak_tflops("NVIDIA A100-SXM4-80GB") == 312.0 and peak_tflops("NVIDIA L40S") == 362.05
+    assert peak_tflops("NVIDIA L4") == 121.0 and peak_tflops("AMD EPYC 7B13") is None

@@ -191,3 +191,14 @@ def test_unknown_stages_and_a_bad_budget_are_refused(capsys):
     assert "unknown ['nope']" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         gpu_check.main(["--dry-run", "--budget-s", "0"])
+
+
+def test_a_stated_commit_wins_over_what_git_says(monkeypatch):
+    from runners import provenance
+
+    monkeypatch.setenv(provenance.COMMIT_VARIABLE, "0" * 40)
+    monkeypatch.setenv(provenance.DIRTY_VARIABLE, "1")
+    env = provenance.provenance(torch.device("cpu"))
+    assert env["git_commit"] == "0" * 40 and env["git_dirty"] is True
+    monkeypatch.delenv(provenance.COMMIT_VARIABLE)
+    assert env["git_commit"] != provenance.provenance(torch.device("cpu"))["git_commit"]

@@ -100,7 +100,7 @@ def test_saved_figures_are_non_trivial_and_byte_stable(sweep, tmp_path):
 def test_options_tell_two_lines_of_one_method_apart(sweep):
     other = sweep[sweep["method"] == "lotformer"].assign(method_options='{"r": 64}')
     labels = set(lines_by_label(figures.scaling(pd.concat([sweep, other])).axes[0]))
-    assert {"lotformer [r=None]", "lotformer [r=64]", "softmax"} <= labels, labels
+    assert {"lotformer [r=n/a]", "lotformer [r=64]", "softmax"} <= labels, labels
 
 
 def gpu_sweep(sweep):

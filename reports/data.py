@@ -82,6 +82,6 @@ def curve_names(rows: pd.DataFrame) -> dict[tuple[str, str], str]:
         differ = sorted(k for k in every if len({json.dumps(o.get(k)) for o in mine}) > 1)
         chosen = json.loads(options)
         # a key absent from a row: the row predates that option ("n/a")
-        label = ",".join(f"{k}={chosen[k] if k in chosen else 'n/a'}" for k in differ)
+        label = ",".join(f"{k}={chosen.get(k, 'n/a')}" for k in differ)
         names[(method, options)] = f"{method} [{label}]" if label else method
     return names

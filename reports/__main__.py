@@ -88,7 +88,7 @@ def build(results: Path, out: Path) -> tuple[list[Path], list[str]]:
         left_out.append("LRA efficiency table: no rows in results/lra_efficiency")
     for name, part in settings(sweep, SWEEP_SETTING):
         emit_figure(figures.scaling(part), f"scaling_{name}", f"Scaling sweep: scaling_{name}.pdf")
-        if "achieved_tflops" in part and part["achieved_tflops"].notna().any():
+        if "flops" in part and part["flops"].notna().any():
             emit_table(tables.sweep_throughput(part), f"sweep_tflops_{name}")
     if sweep.empty:
         left_out.append("scaling figures: no rows in results/sweep")

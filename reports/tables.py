@@ -267,8 +267,9 @@ def sweep_throughput(rows: pd.DataFrame) -> Table:
     GPU in bf16/fp16, with the fraction of its dense bf16 peak (reports.peaks) in brackets.
 
     TFLOP/s = the mechanism's declared FLOPs (formula in its docstring: matrix products
-    only) over the median time; the latest row per cell counts."""
-    latest = data.latest(rows, ["method", "method_options", "seq_len", "pass"])
+    only) over the median time; the latest row per cell that carries a FLOP count counts."""
+    counted = rows[rows["flops"].notna()]  # rows from before FLOP counts existed: left out
+    latest = data.latest(counted, ["method", "method_options", "seq_len", "pass"])
     lengths = sorted(map(int, latest["seq_len"].unique()))
     first = latest.iloc[0]
     peak = None

@@ -46,6 +46,9 @@ class TaskData:
     info: TaskInfo
     split: str
     skipped: int  # malformed rows or unreadable images left out
+    # identity of the data: the cache parameters and the sources' content (None: read from
+    # tensorflow-datasets, no files of ours to fingerprint)
+    data_hash: str | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -160,10 +163,14 @@ def load(task: str, split: str, data_dir: str | Path | None = None) -> TaskData:
         for p in folder.glob("*.npy")
         if not p.stem.startswith(".")
     }
-    return _tensors(arrays, info, split, manifest["skipped"])
+    identity = json.dumps([manifest["params"], manifest["content_digest"]], sort_keys=True)
+    data_hash = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return _tensors(arrays, info, split, manifest["skipped"], data_hash)
 
 
-def _tensors(arrays: dict, info: TaskInfo, split: str, skipped: int) -> TaskData:
+def _tensors(
+    arrays: dict, info: TaskInfo, split: str, skipped: int, data_hash: str | None = None
+) -> TaskData:
     def tensor(a):  # stored dtype (uint8 / int16): a batch is cast with .long() when used
         return None if a is None else torch.from_numpy(a)
 
@@ -174,6 +181,7 @@ def _tensors(arrays: dict, info: TaskInfo, split: str, skipped: int) -> TaskData
         info,
         split,
         skipped,
+        data_hash,
     )
 
 

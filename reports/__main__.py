@@ -7,6 +7,8 @@ Writes what the results allow, each a pure function of the rows (the same rows g
 same bytes):
 - lra_accuracy_<profile>.{md,tex,csv}: test accuracy, mechanism x task (+ published rows for
   the `paper` profile), from results/lra
+- lra_vs_softmax_<profile>.{md,tex,csv}: each mechanism's paired difference to softmax
+  (same seeds) with its 95% interval, from results/lra
 - lra_efficiency_<setting>.{md,tex,csv}: steps/s (speed-up over softmax) and peak memory at
   each length, published rows alongside, from results/lra_efficiency
 - scaling_<setting>.{png,pdf}: time, memory and achieved TFLOP/s vs N, forward |
@@ -78,6 +80,7 @@ def build(results: Path, out: Path) -> tuple[list[Path], list[str]]:
         reported = tables.published_accuracy() if profile == "paper" else None
         accuracy[profile] = tables.lra_accuracy(lra, profile, reported)
         emit_table(accuracy[profile], f"lra_accuracy_{profile}")
+        emit_table(tables.lra_vs_softmax(lra, profile), f"lra_vs_softmax_{profile}")
     if lra.empty:
         left_out.append("LRA accuracy table and bubble chart: no rows in results/lra")
     efficiency_settings = list(settings(efficiency, EFFICIENCY_SETTING))

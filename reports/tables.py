@@ -15,12 +15,13 @@ from __future__ import annotations
 import csv
 import io
 import math
+import statistics
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
-from reports import data, peaks
+from reports import data, peaks, stats
 
 REFERENCE = Path(__file__).resolve().parent / "reference"
 TASK_ORDER = ["listops", "text", "retrieval", "image", "pathfinder", "pathx"]
@@ -37,6 +38,10 @@ class Cell:
     notes: tuple[int, ...] = ()  # footnote numbers
     best: bool = False
     extra: str = ""  # shown after the value, e.g. a speed-up "(3.2×)"
+    interval: tuple[float, float] | None = None  # 95% Student t interval over the seeds
+    collapsed: int = 0  # of the n runs, how many never left chance
+    without_collapsed: float | None = None  # the mean over the runs that did not collapse
+    tie: bool = False  # the best's interval overlaps another's: no single best
 
 
 @dataclass
@@ -88,9 +93,14 @@ def lra_accuracy(
         f"LRA test accuracy (%), profile {profile!r}",
         columns,
         legend="cells: mean ± sample std (seeds) of the best-validation checkpoint's test "
-        f"accuracy; avg: the mean over {', '.join(AVERAGED)} ('-' when one is missing)",
+        "accuracy, [its 95% Student t interval]; 'k/n collapsed': runs whose validation "
+        "accuracy ended within 1 point of the majority class or whose training loss never "
+        "left ln(classes) ± 0.01, with the mean without them; bold: the best, where its "
+        "interval does not overlap the next one's, else '(tie)' on each overlapping cell; "
+        f"avg: the mean over {', '.join(AVERAGED)} ('-' when one is missing)",
     )
     methods = sorted(set(test["method"])) if len(test) else []
+    shown: dict[tuple[str, str], pd.DataFrame] = {}
     for method in methods:
         cells, used = [], []
         for task in tasks:
@@ -99,9 +109,11 @@ def lra_accuracy(
             )
             cells.append(_accuracy_cell(table, runs, method, task, notes))
             used.append(runs)
+            shown[(method, task)] = runs
         table.ours[method] = [*cells, _average(cells, tasks)]
         table.provenance[method] = provenance(pd.concat(used))
-    _mark_best(table)
+    _mark_mixed_data(table, shown)
+    _mark_separated_best(table)
     if reported is not None:
         for (source, model), group in reported.groupby(["source", "model"], sort=False):
             values = dict(zip(group["task"], group["accuracy"], strict=True))
@@ -134,14 +146,83 @@ def provenance(runs: pd.DataFrame) -> str:
 
 
 def latest_config(table: Table, runs: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
-    """The runs of the most recent configuration (older ones footnoted, not mixed in), notes."""
-    if len(runs) == 0 or runs["config_hash"].nunique() == 1:
-        return runs, []
-    latest = runs.sort_values("finished_at")["config_hash"].iloc[-1]
+    """The runs of the most recent configuration on the most recent data (older ones
+    footnoted, never averaged in), and the notes."""
+    notes: list[int] = []
+    if len(runs) == 0:
+        return runs, notes
     method, task = runs["method"].iloc[0], runs["task"].iloc[0]
-    others = runs["config_hash"].nunique() - 1
-    note = _note(table, f"{method} / {task}: {others} older configuration(s) not shown")
-    return runs[runs["config_hash"] == latest], [note]
+    if runs["config_hash"].nunique() > 1:
+        latest = runs.sort_values("finished_at")["config_hash"].iloc[-1]
+        others = runs["config_hash"].nunique() - 1
+        notes.append(_note(table, f"{method} / {task}: {others} older configuration(s) not shown"))
+        runs = runs[runs["config_hash"] == latest]
+    if "data_hash" in runs and runs["data_hash"].nunique() > 1:
+        latest = runs.sort_values("finished_at")["data_hash"].iloc[-1]
+        others = sorted(set(runs["data_hash"].dropna()) - {latest})
+        notes.append(
+            _note(
+                table,
+                f"{method} / {task}: runs on other data ({', '.join(others)}) not averaged in: "
+                f"shown, the data {latest}",
+            )
+        )
+        runs = runs[runs["data_hash"] == latest]
+    return runs, notes
+
+
+def _mark_mixed_data(table: Table, used: dict[tuple[str, str], pd.DataFrame]) -> None:
+    """Footnote every cell of a task whose methods ran on different data."""
+    for i, task in enumerate(table.columns):
+        hashes = {
+            m: frozenset(r["data_hash"].dropna())
+            for (m, t), r in used.items()
+            if t == task and "data_hash" in r and len(r)
+        }
+        if len(set(hashes.values())) < 2:
+            continue
+        note = _note(
+            table,
+            f"{task}: the methods ran on different data (hashes "
+            f"{', '.join(sorted({h for v in hashes.values() for h in v}))}): compare only cells "
+            "of one data set",
+        )
+        for method in hashes:
+            cell = table.ours[method][i]
+            table.ours[method][i] = replace(cell, notes=(*cell.notes, note))
+
+
+def lra_vs_softmax(rows: pd.DataFrame, profile: str) -> Table:
+    """Method x task: the mean paired difference of test accuracy to softmax (points), over
+    the seeds both ran, with its 95% Student t interval."""
+    base = lra_accuracy(rows, profile)  # the same runs the accuracy table shows
+    test = rows[(rows["split"] == "test") & (rows["profile"] == profile)]
+    tasks = [c for c in base.columns if c != "avg"]
+    table = Table(
+        f"Difference to softmax in test accuracy (points), profile {profile!r}, paired by seed",
+        tasks,
+        legend="cells: mean over the seeds both ran of (method - softmax), [95% Student t "
+        "interval], the number of pairs in brackets; an interval that excludes 0 is a "
+        "difference the seeds support",
+    )
+
+    def by_seed(method: str, task: str) -> dict[int, float]:
+        runs, _ = latest_config(Table("", []), test[(test.method == method) & (test.task == task)])
+        ok = runs[runs["status"] == "ok"].sort_values("finished_at")
+        return {int(s): 100 * float(a) for s, a in zip(ok["seed"], ok["accuracy"], strict=True)}
+
+    for method in sorted(set(test["method"]) - {"softmax"}):
+        cells = []
+        for task in tasks:
+            found = stats.paired_difference(by_seed(method, task), by_seed("softmax", task))
+            if found is None:
+                cells.append(Cell(None))
+                continue
+            diff, interval, n = found
+            cells.append(Cell(diff, None, n, interval=interval))
+        table.ours[method] = cells
+        table.provenance[method] = base.provenance.get(method, "")
+    return table
 
 
 def _accuracy_cell(
@@ -158,10 +239,45 @@ def _accuracy_cell(
     if ok.empty:
         notes.append(_note(table, f"{method} / {task}: no finished run"))
         return Cell(None, notes=tuple(notes))
-    values = 100 * ok.sort_values("seed").drop_duplicates("seed", keep="last")["accuracy"]
-    n = len(values)
-    std = float(values.std(ddof=1)) if n > 1 else None
-    return Cell(float(values.mean()), std, n, tuple(notes))
+    ok = ok.sort_values("finished_at").drop_duplicates("seed", keep="last")
+    values = [100 * float(v) for v in ok["accuracy"]]
+    mean, std, interval = stats.mean_interval(values)
+    flags = ok["collapsed"].fillna(False).astype(bool) if "collapsed" in ok else None
+    collapsed = int(flags.sum()) if flags is not None else 0
+    kept = [v for v, c in zip(values, flags, strict=True) if not c] if collapsed else values
+    without = statistics.fmean(kept) if collapsed and kept else None
+    return Cell(
+        mean,
+        std,
+        len(values),
+        tuple(notes),
+        interval=interval,
+        collapsed=collapsed,
+        without_collapsed=without,
+    )
+
+
+def _mark_separated_best(table: Table) -> None:
+    """Per column: bold the best mean only where its 95% interval does not overlap the
+    next one's; otherwise the best and every cell whose interval overlaps it are a tie.
+    Columns of averages (no seeds) take the plain best."""
+    for i, _ in enumerate(table.columns):
+        ranked = sorted(
+            (name for name, cells in table.ours.items() if cells[i].mean is not None),
+            key=lambda name: -table.ours[name][i].mean,
+        )
+        if not ranked:
+            continue
+        best = table.ours[ranked[0]][i]
+        if best.n == 0:  # an average over tasks
+            table.ours[ranked[0]][i] = replace(best, best=True)
+            continue
+        if len(ranked) == 1 or not stats.overlap(best.interval, table.ours[ranked[1]][i].interval):
+            table.ours[ranked[0]][i] = replace(best, best=True)
+            continue
+        for name in ranked:
+            if stats.overlap(best.interval, table.ours[name][i].interval):
+                table.ours[name][i] = replace(table.ours[name][i], tie=True)
 
 
 def _mark_best(table: Table) -> None:
@@ -326,7 +442,8 @@ def published_efficiency() -> pd.DataFrame:
 
 
 def format_cell(cell: Cell) -> str:
-    """A cell as text: '-', '36.37', '34.00 ± 4.00 (3)', '2.90 (12.3×)'."""
+    """A cell as text: '-', '36.37', '34.00 ± 4.00 (3) [24.1, 43.9]', '2.90 (12.3×)';
+    with '1/3 collapsed (without them 36.00)' and '(tie)' where they apply."""
     if cell.mean is None:
         text = "-"
     elif cell.n == 0:  # reported number, or an average
@@ -334,6 +451,17 @@ def format_cell(cell: Cell) -> str:
     else:
         spread = f" ± {cell.std:.2f}" if cell.std is not None else ""
         text = f"{cell.mean:.2f}{spread} ({cell.n})"
+        if cell.interval is not None:
+            text += f" [{cell.interval[0]:.1f}, {cell.interval[1]:.1f}]"
+        if cell.collapsed:
+            rest = (
+                f"without them {cell.without_collapsed:.2f}"
+                if cell.without_collapsed is not None
+                else "all"
+            )
+            text += f", {cell.collapsed}/{cell.n} collapsed ({rest})"
+        if cell.tie:
+            text += " (tie)"
     return f"{text} {cell.extra}" if cell.extra else text
 
 

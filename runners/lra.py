@@ -41,7 +41,16 @@ from lra.data import load, resolve_data_dir
 from lra.registry import SPLITS, BadData, MissingData
 from runners import distributed, lra_config
 from runners.lra_efficiency import run_efficiency
-from runners.lra_train import Run, StopFlag, checkpoint_path, crop, majority_accuracy, train
+from runners.lra_train import (
+    Run,
+    StopFlag,
+    checkpoint_path,
+    collapse_reason,
+    crop,
+    data_identity,
+    majority_accuracy,
+    train,
+)
 from runners.provenance import provenance, resolve_device
 from runners.results import PROVENANCE_FIELDS, PartWriter, read_results, write_json_atomic
 
@@ -67,6 +76,10 @@ SCHEMA = pa.schema(
         ("tokens_per_s", pa.float64()),
         ("peak_mem_bytes", pa.int64()),  # CUDA: whole run; CPU: one training step
         ("world_size", pa.int64()),  # processes that trained the run (torchrun)
+        ("data_hash", pa.string()),  # the data's identity (cache parameters, sources' content)
+        ("classes", pa.int64()),
+        ("collapsed", pa.bool_()),  # never left chance (runners.lra_train.collapse_reason)
+        ("collapse_reason", pa.string()),
     ]
 )
 INTERRUPTED_EXIT = 128 + signal.SIGTERM
@@ -183,6 +196,10 @@ def finished(rows: pd.DataFrame) -> set[tuple]:
 
 
 def result_rows(run: Run, outcome, splits: dict, env: dict, world_size: int = 1) -> list[dict]:
+    info = splits["train"].info
+    why = None
+    if outcome.status == "ok":
+        why = collapse_reason(outcome.curve, majority_accuracy(splits["val"].labels), info.classes)
     base = {
         **env,
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -202,6 +219,10 @@ def result_rows(run: Run, outcome, splits: dict, env: dict, world_size: int = 1)
         "tokens_per_s": outcome.tokens_per_s,
         "peak_mem_bytes": outcome.peak_mem_bytes,
         "world_size": world_size,
+        "data_hash": data_identity(splits),
+        "classes": info.classes,
+        "collapsed": None if outcome.status != "ok" else why is not None,
+        "collapse_reason": why,
     }
     return [
         {

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import math
 import os
 import sys
@@ -85,6 +86,7 @@ class Outcome:
     train_seconds: float = 0.0
     tokens_per_s: float | None = None
     peak_mem_bytes: int | None = None
+    curve: list[dict] = field(default_factory=list)  # the learning curve's points
 
 
 class StopFlag:
@@ -144,12 +146,48 @@ def crop(data: TaskData, length: int) -> TaskData:
         data.info,
         data.split,
         data.skipped,
+        data.data_hash,  # cropping removes padding only: the same data
     )
 
 
 def majority_accuracy(labels: torch.Tensor) -> float:
     """Accuracy of always answering the most common class of `labels`."""
     return float(np.bincount(labels.numpy()).max() / len(labels))
+
+
+# a run "collapsed" when it never learnt: its last validation accuracy is within this of
+# the majority class's, or its training loss never left ln(classes) by more than LOSS_BAND
+# (the loss of uniform predictions; Pathfinder runs stuck at 0.693 are the known case)
+MAJORITY_BAND = 0.01
+LOSS_BAND = 0.01
+
+
+def collapse_reason(curve: list[dict], majority: float, classes: int) -> str | None:
+    """Why a finished run counts as collapsed, from its curve points, or None if it learnt."""
+    if not curve:
+        return None
+    last = curve[-1]["val_accuracy"]
+    if abs(last - majority) <= MAJORITY_BAND:
+        return (
+            f"validation accuracy ends at {100 * last:.1f}%, within {100 * MAJORITY_BAND:g} "
+            f"point of the majority class's {100 * majority:.1f}%"
+        )
+    chance = math.log(classes)
+    losses = [p["train_loss"] for p in curve]
+    if all(abs(loss - chance) <= LOSS_BAND for loss in losses):
+        return (
+            f"training loss never left ln({classes}) = {chance:.3f} by more than {LOSS_BAND:g} "
+            f"(between {min(losses):.3f} and {max(losses):.3f})"
+        )
+    return None
+
+
+def data_identity(splits: dict[str, TaskData]) -> str | None:
+    """One hash for the data of a run: its splits' hashes (None if a split has none)."""
+    hashes = [splits[s].data_hash for s in sorted(splits)]
+    if any(h is None for h in hashes):
+        return None
+    return hashlib.sha256("|".join(hashes).encode()).hexdigest()[:16]
 
 
 def autocast_for(device: torch.device, amp: str):
@@ -444,4 +482,5 @@ def train(
         train_seconds=seconds,
         tokens_per_s=state["step"] * tokens_per_step / seconds if seconds else None,
         peak_mem_bytes=peak,
+        curve=list(curve.rows),
     )

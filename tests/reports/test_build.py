@@ -41,6 +41,8 @@ def test_every_artefact_is_built_and_a_second_build_is_byte_identical(results, t
     assert stems == {
         "lra_accuracy_paper",
         "lra_accuracy_smoke",
+        "lra_vs_softmax_paper",
+        "lra_vs_softmax_smoke",
         EFFICIENCY,
         "scaling_cpu-test-cpu-fp32-1-8-64",
         "curves_paper_listops",

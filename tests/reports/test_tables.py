@@ -20,7 +20,9 @@ def test_cells_are_mean_and_sample_std_over_seeds(rows):
     assert cell.std == pytest.approx(statistics.stdev([30.0, 34.0, 38.0]))  # 4.0
     avg = t.ours["softmax"][-1]
     assert avg.mean == pytest.approx(statistics.mean(34.0 + i for i in range(5)))
-    assert t.ours["lotformer"][0].best and not t.ours["softmax"][0].best  # 40 beats 34
+    # lotformer's 40 beats softmax's 34, but from one seed: no interval, so no claim
+    assert t.ours["lotformer"][0].tie and t.ours["softmax"][0].tie
+    assert not t.ours["lotformer"][0].best
 
 
 def test_a_failed_run_is_footnoted_and_not_averaged(rows):
@@ -30,7 +32,7 @@ def test_a_failed_run_is_footnoted_and_not_averaged(rows):
     note = t.notes[cell.notes[0] - 1]
     assert "seed 1: error" in note and "training loss is nan" in note
     md = tables.to_markdown(t)
-    assert f"**40.00 (1)** [{cell.notes[0]}]" in md  # best of the column, footnoted
+    assert f"| 40.00 (1) (tie) [{cell.notes[0]}] |" in md  # tied for best, footnoted
 
 
 def test_a_missing_cell_is_a_dash_with_a_note_never_zero(rows):
@@ -140,3 +142,87 @@ def test_throughput_table_shows_the_rate_and_the_fraction_of_a_known_gpus_peak(s
     )
     assert peak_tflops("NVIDIA A100-SXM4-80GB") == 312.0 and peak_tflops("NVIDIA L40S") == 362.05
     assert peak_tflops("NVIDIA L4") == 121.0 and peak_tflops("AMD EPYC 7B13") is None
+
+
+def seeds_rows(method, task, accuracies, collapsed=None, profile="mini"):
+    return [
+        {**lra_row(method, task, seed, acc, profile=profile), "collapsed": c}
+        for seed, (acc, c) in enumerate(
+            zip(accuracies, collapsed or [False] * len(accuracies), strict=True)
+        )
+    ]
+
+
+def test_a_cell_carries_a_hand_computed_student_t_interval():
+    t = tables.lra_accuracy(pd.DataFrame(seeds_rows("softmax", "listops", [0.30, 0.32, 0.34])),
+                            profile="mini")  # fmt: skip
+    cell = t.ours["softmax"][0]
+    half = 4.303 * 2.0 / 3**0.5  # t(0.975, 2) * s / sqrt(n), s = 2 points
+    assert cell.interval == pytest.approx((32.0 - half, 32.0 + half))
+    assert "32.00 ± 2.00 (3) [27.0, 37.0]" in tables.format_cell(cell)
+
+
+def test_collapsed_runs_are_counted_and_the_mean_is_also_given_without_them():
+    rows = pd.DataFrame(
+        seeds_rows("lotformer", "listops", [0.17, 0.35, 0.37], [True, False, False])
+    )
+    cell = tables.lra_accuracy(rows, profile="mini").ours["lotformer"][0]
+    assert cell.collapsed == 1 and cell.mean == pytest.approx(29.67, abs=0.01)
+    assert cell.without_collapsed == pytest.approx(36.0)
+    assert "1/3 collapsed (without them 36.00)" in tables.format_cell(cell)
+
+
+def test_the_best_is_bold_only_when_its_interval_clears_the_next_one():
+    apart = pd.DataFrame(
+        seeds_rows("softmax", "listops", [0.36, 0.37, 0.38])
+        + seeds_rows("lotformer", "listops", [0.20, 0.21, 0.22])
+    )
+    t = tables.lra_accuracy(apart, profile="mini")
+    assert t.ours["softmax"][0].best and not t.ours["softmax"][0].tie
+    close = pd.DataFrame(
+        seeds_rows("softmax", "listops", [0.30, 0.37, 0.44])
+        + seeds_rows("lotformer", "listops", [0.33, 0.35, 0.37])
+        + seeds_rows("performer", "listops", [0.10, 0.11, 0.12])
+    )
+    t = tables.lra_accuracy(close, profile="mini")
+    assert not any(cells[0].best for cells in t.ours.values())
+    assert t.ours["softmax"][0].tie and t.ours["lotformer"][0].tie
+    assert not t.ours["performer"][0].tie  # clear of the best: not part of the tie
+
+
+def test_the_paired_difference_to_softmax_uses_the_shared_seeds():
+    from reports import stats
+
+    diff, interval, n = stats.paired_difference({0: 36.0, 1: 35.0, 2: 40.0}, {0: 33.0, 1: 34.0})
+    assert n == 2 and diff == pytest.approx(2.0)  # (3 + 1) / 2; seed 2 has no partner
+    half = 12.706 * 2**0.5 / 2**0.5  # t(0.975, 1) * sd([3, 1]) / sqrt(2)
+    assert interval == pytest.approx((2.0 - half, 2.0 + half))
+    assert stats.paired_difference({0: 1.0}, {1: 1.0}) is None
+    assert stats.t975(2) == 4.303 and stats.t975(31) == pytest.approx(2.0395, abs=1e-3)
+
+
+def test_the_difference_table_pairs_each_method_with_softmax_by_seed():
+    rows = pd.DataFrame(
+        seeds_rows("softmax", "listops", [0.30, 0.32, 0.34])
+        + seeds_rows("lotformer", "listops", [0.20, 0.23, 0.26])
+    )
+    t = tables.lra_vs_softmax(rows, "mini")
+    cell = t.ours["lotformer"][0]
+    assert list(t.ours) == ["lotformer"] and cell.n == 3
+    assert cell.mean == pytest.approx(-9.0)  # -10, -9, -8 points
+    half = 4.303 * 1.0 / 3**0.5
+    assert cell.interval == pytest.approx((-9.0 - half, -9.0 + half))
+
+
+def test_runs_on_other_data_are_not_averaged_and_a_mixed_column_is_footnoted():
+    old = [{**r, "data_hash": "aaaa", "finished_at": "2026-11-01T00:00:00+00:00"}
+           for r in seeds_rows("softmax", "listops", [0.90, 0.90])]  # fmt: skip
+    new = [{**r, "data_hash": "bbbb"} for r in seeds_rows("softmax", "listops", [0.30, 0.34])]
+    other = [{**r, "data_hash": "cccc"} for r in seeds_rows("lotformer", "listops", [0.2, 0.2])]
+    t = tables.lra_accuracy(pd.DataFrame(old + new + other), profile="mini")
+    soft = t.ours["softmax"][0]
+    assert soft.mean == pytest.approx(32.0) and soft.n == 2  # the newer data only
+    notes = [t.notes[i - 1] for i in soft.notes]
+    assert any("runs on other data (aaaa)" in n for n in notes)
+    assert any("ran on different data" in n for n in notes)
+    assert any("ran on different data" in t.notes[i - 1] for i in t.ours["lotformer"][0].notes)

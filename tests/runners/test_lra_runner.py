@@ -81,6 +81,46 @@ def test_rows_carry_accuracy_baseline_and_provenance(listops_dir, tmp_path):
     assert (rows["examples"] == 24).all() and (rows["seq_len"] == 64).all()
     assert (rows["peak_mem_bytes"] > 0).all() and (rows["tokens_per_s"] > 0).all()
     assert '"cls_tokens": 0' in rows["method_options"].iloc[0]
+    assert rows["data_hash"].str.fullmatch(r"[0-9a-f]{16}").all() and (rows["classes"] == 10).all()
+    assert rows["collapsed"].notna().all()
+
+
+def test_the_data_hash_names_the_data_and_changes_with_it(listops_dir, tmp_path):
+    from lra import listops
+    from lra.data import load
+    from runners.lra_train import data_identity
+
+    def identity(root):
+        return data_identity({s: load("listops", s, root) for s in ("train", "val", "test")})
+
+    assert identity(listops_dir) == identity(listops_dir)
+    other = tmp_path / "other"  # same sizes and lengths, another seed: other data
+    listops.generate(other, {"train": 96, "val": 24, "test": 24}, seed=1, lengths=(10, 60))
+    assert identity(other) != identity(listops_dir)
+
+
+def point(step, loss, val):
+    return {"step": step, "train_loss": loss, "val_accuracy": val}
+
+
+def test_a_run_that_ends_at_the_majority_class_is_collapsed():
+    from runners.lra_train import collapse_reason
+
+    curve = [point(100, 2.1, 0.30), point(200, 1.9, 0.175)]
+    assert "within 1 point of the majority" in collapse_reason(curve, 0.17, 10)
+    assert collapse_reason(curve, 0.16, 10) is None  # 1.5 points above: it learnt something
+    assert collapse_reason([], 0.17, 10) is None
+
+
+def test_a_run_whose_loss_never_leaves_chance_is_collapsed_whatever_its_accuracy():
+    import math
+
+    from runners.lra_train import collapse_reason
+
+    stuck = [point(s, math.log(2) + d, 0.56) for s, d in ((1, 0.008), (2, -0.004), (3, 0.0))]
+    assert "never left ln(2) = 0.693" in collapse_reason(stuck, 0.50, 2)
+    moved = [*stuck, point(4, math.log(2) - 0.02, 0.56)]
+    assert collapse_reason(moved, 0.50, 2) is None
 
 
 @pytest.mark.parametrize(

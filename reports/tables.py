@@ -194,10 +194,10 @@ def _mark_mixed_data(table: Table, used: dict[tuple[str, str], pd.DataFrame]) ->
 
 def lra_vs_softmax(rows: pd.DataFrame, profile: str) -> Table:
     """Method x task: the mean paired difference of test accuracy to softmax (points), over
-    the seeds both ran, with its 95% Student t interval."""
-    base = lra_accuracy(rows, profile)  # the same runs the accuracy table shows
+    the seeds both ran, with its 95% Student t interval. The runs are those the accuracy
+    table shows (latest configuration and data, finished)."""
     test = rows[(rows["split"] == "test") & (rows["profile"] == profile)]
-    tasks = [c for c in base.columns if c != "avg"]
+    tasks = [t for t in TASK_ORDER if t in set(test["task"])]
     table = Table(
         f"Difference to softmax in test accuracy (points), profile {profile!r}, paired by seed",
         tasks,
@@ -205,23 +205,29 @@ def lra_vs_softmax(rows: pd.DataFrame, profile: str) -> Table:
         "interval], the number of pairs in brackets; an interval that excludes 0 is a "
         "difference the seeds support",
     )
+    shown = {
+        (method, task): latest_config(Table("", []), part)[0]
+        for (method, task), part in test.groupby(["method", "task"])
+    }
 
     def by_seed(method: str, task: str) -> dict[int, float]:
-        runs, _ = latest_config(Table("", []), test[(test.method == method) & (test.task == task)])
+        runs = shown.get((method, task), test.iloc[:0])
         ok = runs[runs["status"] == "ok"].sort_values("finished_at")
         return {int(s): 100 * float(a) for s, a in zip(ok["seed"], ok["accuracy"], strict=True)}
 
+    softmax = {task: by_seed("softmax", task) for task in tasks}
     for method in sorted(set(test["method"]) - {"softmax"}):
         cells = []
         for task in tasks:
-            found = stats.paired_difference(by_seed(method, task), by_seed("softmax", task))
+            found = stats.paired_difference(by_seed(method, task), softmax[task])
             if found is None:
                 cells.append(Cell(None))
                 continue
             diff, interval, n = found
             cells.append(Cell(diff, None, n, interval=interval))
         table.ours[method] = cells
-        table.provenance[method] = base.provenance.get(method, "")
+        used = [runs for (m, _), runs in shown.items() if m in (method, "softmax")]
+        table.provenance[method] = provenance(pd.concat(used))
     return table
 
 

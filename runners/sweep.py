@@ -182,11 +182,11 @@ def run_sweep(
     rows = []
     bar = tqdm(total=len(cells), unit="cell", disable=not progress, dynamic_ncols=True)
     for cell in cells:
-        complexity = zoo.info(cell.method).complexity
-        chain = chains.setdefault(
-            (cell.method, cell.options, cell.pass_),
-            Chain(min_slope=2.0 if complexity == "quadratic" else 1.0),
-        )
+        info = zoo.info(cell.method)
+        curve = (cell.method, cell.options, cell.pass_)
+        if curve not in chains:
+            chains[curve] = Chain(min_slope=2.0 if info.complexity == "quadratic" else 1.0)
+        chain = chains[curve]
         key = cell_key(cell, s, env)
         label = f"{cell.method} {cell.pass_} N={cell.seq_len}"
         bar.set_description(label)
@@ -197,7 +197,7 @@ def run_sweep(
             if time_budget_s is not None and time.monotonic() - started > time_budget_s:
                 reason = f"{OUT_OF_TIME} of {time_budget_s:g} s ran out (--time-budget)"
             measured = {"status": "skipped", "error": reason} if reason else measure_cell(cell, s)
-            flops = zoo.info(cell.method).flops(
+            flops = info.flops(
                 s.batch, s.heads, cell.seq_len, s.head_dim, cell.pass_, **dict(cell.options)
             )
             if flops is not None and measured.get("status") == "ok":

@@ -15,7 +15,7 @@ records in its `extra_info`:
   workload (plain torch, not the zoo) timed in the same rounds, interleaved: one reference
   call before every benchmarked call. Absolute times move between machines and drift on a
   shared one; the ratio survives both. A ratio over the baseline's by more than
-  SPEED_THRESHOLD fails (the threshold comes from measured noise: README, "CI gate").
+  SPEED_THRESHOLD fails (the threshold comes from measured noise: docs/gate.md).
 
 The baseline is a pytest-benchmark JSON (so `pytest-benchmark compare` reads it too) at
 `results/bench/baseline-<device kind>.json`; a baseline made on another device kind is refused.
@@ -50,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH_FILE = REPO / "tests" / "benchmarks" / "bench_zoo.py"
 BASELINES = REPO / "results" / "bench"
 
-SPEED_THRESHOLD = 1.3  # normalised time may grow by 30% before the gate fails (README: why)
+SPEED_THRESHOLD = 1.3  # normalised time may grow by 30% before the gate fails (docs/gate.md: why)
 MEMORY_TOLERANCE = 1.05  # peak bytes may grow by 5%
 THREADS = 1  # one intra-op thread: the other core's load does not change the timings
 TARGET_S = 2.0  # timed rounds per benchmark take about this long (bench + reference)

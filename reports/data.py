@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
+# published numbers shown beside ours (reports/reference/*.csv)
+REFERENCE = Path(__file__).resolve().parent / "reference"
+
 # what makes two measurements comparable: one figure or table per value of these columns
 SWEEP_SETTING = ["device", "device_name", "dtype", "batch", "heads", "head_dim"]
 EFFICIENCY_SETTING = ["device", "device_name", "task", "batch", "amp", "profile"]

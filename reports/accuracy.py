@@ -1,0 +1,225 @@
+"""The LRA accuracy tables: method x task test accuracy over seeds, and the paired
+difference to softmax.
+
+    table = lra_accuracy(rows, profile="paper", reported=published_accuracy())
+    vs = lra_vs_softmax(rows, "mini")
+
+A cell is mean +- std over seeds (sample std) with its 95% Student t interval and the
+number of seeds, of the test accuracy of finished runs (`status == ok`), collapsed runs
+counted; failed runs are never averaged in and are footnoted, as are cells with no
+finished run ("-", never zero) and runs on other configurations or data. Published
+numbers are separate rows, marked "reported (source)", never mixed with ours.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import replace
+
+import pandas as pd
+
+from reports import data, stats
+from reports.render import Cell, Table, add_note, provenance
+
+TASK_ORDER = ["listops", "text", "retrieval", "image", "pathfinder", "pathx"]
+AVERAGED = ["listops", "text", "retrieval", "image", "pathfinder"]  # LRA's Avg leaves Path-X out
+
+
+def published_accuracy() -> pd.DataFrame:
+    """The published LRA accuracies shipped in reports/reference/ (source, model, task, %)."""
+    return pd.read_csv(data.REFERENCE / "lra_published_accuracy.csv")
+
+
+def _average(cells: list[Cell], tasks: list[str]) -> Cell:
+    """LRA's Avg: the mean over its five tasks, or missing when one of them is."""
+    values = [c.mean for c, t in zip(cells, tasks, strict=True) if t in AVERAGED]
+    if len(values) < len(AVERAGED) or any(v is None for v in values):
+        return Cell(None)
+    return Cell(sum(values) / len(values))
+
+
+def lra_accuracy(
+    rows: pd.DataFrame, profile: str = "paper", reported: pd.DataFrame | None = None
+) -> Table:
+    """Method x task test accuracy (%) of one profile's runs; see the module docstring."""
+    test = rows[(rows["split"] == "test") & (rows["profile"] == profile)] if len(rows) else rows
+    tasks = [t for t in TASK_ORDER if len(test) and t in set(test["task"])]
+    if reported is not None:
+        tasks = [t for t in TASK_ORDER if t in tasks or t in set(reported["task"])]
+    columns = [*tasks, "avg"]
+    table = Table(
+        f"LRA test accuracy (%), profile {profile!r}",
+        columns,
+        legend="cells: mean ± sample std (seeds) of the best-validation checkpoint's test "
+        "accuracy, [its 95% Student t interval]; 'k/n collapsed': runs whose validation "
+        "accuracy ended within 1 point of the majority class or whose training loss never "
+        "left ln(classes) ± 0.01, with the mean without them; bold: the best, where its "
+        "interval does not overlap the next one's, else '(tie)' on each overlapping cell; "
+        f"avg: the mean over {', '.join(AVERAGED)} ('-' when one is missing)",
+    )
+    methods = sorted(set(test["method"])) if len(test) else []
+    shown: dict[tuple[str, str], pd.DataFrame] = {}
+    for method in methods:
+        cells, used = [], []
+        for task in tasks:
+            runs, notes = latest_config(
+                table, test[(test["method"] == method) & (test["task"] == task)]
+            )
+            cells.append(_accuracy_cell(table, runs, method, task, notes))
+            used.append(runs)
+            shown[(method, task)] = runs
+        table.ours[method] = [*cells, _average(cells, tasks)]
+        table.provenance[method] = provenance(pd.concat(used))
+    _mark_mixed_data(table, shown)
+    _mark_separated_best(table)
+    if reported is not None:
+        for (source, model), group in reported.groupby(["source", "model"], sort=False):
+            values = dict(zip(group["task"], group["accuracy"], strict=True))
+            cells = [Cell(float(values[t])) if t in values else Cell(None) for t in tasks]
+            name = f"{model}, reported ({source})"
+            table.reported[name] = [*cells, _average(cells, tasks)]
+            table.provenance[name] = f"published: {source}"
+    return table
+
+
+def latest_config(table: Table, runs: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
+    """The runs of the most recent configuration on the most recent data (older ones
+    footnoted, never averaged in), and the notes."""
+    notes: list[int] = []
+    if len(runs) == 0:
+        return runs, notes
+    method, task = runs["method"].iloc[0], runs["task"].iloc[0]
+    if runs["config_hash"].nunique() > 1:
+        latest = runs.sort_values("finished_at")["config_hash"].iloc[-1]
+        others = runs["config_hash"].nunique() - 1
+        notes.append(
+            add_note(table, f"{method} / {task}: {others} older configuration(s) not shown")
+        )
+        runs = runs[runs["config_hash"] == latest]
+    if "data_hash" in runs and runs["data_hash"].nunique() > 1:
+        latest = runs.sort_values("finished_at")["data_hash"].iloc[-1]
+        others = sorted(set(runs["data_hash"].dropna()) - {latest})
+        notes.append(
+            add_note(
+                table,
+                f"{method} / {task}: runs on other data ({', '.join(others)}) not averaged in: "
+                f"shown, the data {latest}",
+            )
+        )
+        runs = runs[runs["data_hash"] == latest]
+    return runs, notes
+
+
+def _mark_mixed_data(table: Table, used: dict[tuple[str, str], pd.DataFrame]) -> None:
+    """Footnote every cell of a task whose methods ran on different data."""
+    for i, task in enumerate(table.columns):
+        hashes = {
+            m: frozenset(r["data_hash"].dropna())
+            for (m, t), r in used.items()
+            if t == task and "data_hash" in r and len(r)
+        }
+        if len(set(hashes.values())) < 2:
+            continue
+        note = add_note(
+            table,
+            f"{task}: the methods ran on different data (hashes "
+            f"{', '.join(sorted({h for v in hashes.values() for h in v}))}): compare only cells "
+            "of one data set",
+        )
+        for method in hashes:
+            cell = table.ours[method][i]
+            table.ours[method][i] = replace(cell, notes=(*cell.notes, note))
+
+
+def lra_vs_softmax(rows: pd.DataFrame, profile: str) -> Table:
+    """Method x task: the mean paired difference of test accuracy to softmax (points), over
+    the seeds both ran, with its 95% Student t interval. The runs are those the accuracy
+    table shows (latest configuration and data, finished)."""
+    test = rows[(rows["split"] == "test") & (rows["profile"] == profile)]
+    tasks = [t for t in TASK_ORDER if t in set(test["task"])]
+    table = Table(
+        f"Difference to softmax in test accuracy (points), profile {profile!r}, paired by seed",
+        tasks,
+        legend="cells: mean over the seeds both ran of (method - softmax), [95% Student t "
+        "interval], the number of pairs in brackets; an interval that excludes 0 is a "
+        "difference the seeds support",
+    )
+    shown = {
+        (method, task): latest_config(Table("", []), part)[0]
+        for (method, task), part in test.groupby(["method", "task"])
+    }
+
+    def by_seed(method: str, task: str) -> dict[int, float]:
+        runs = shown.get((method, task), test.iloc[:0])
+        ok = runs[runs["status"] == "ok"].sort_values("finished_at")
+        return {int(s): 100 * float(a) for s, a in zip(ok["seed"], ok["accuracy"], strict=True)}
+
+    softmax = {task: by_seed("softmax", task) for task in tasks}
+    for method in sorted(set(test["method"]) - {"softmax"}):
+        cells = []
+        for task in tasks:
+            found = stats.paired_difference(by_seed(method, task), softmax[task])
+            if found is None:
+                cells.append(Cell(None))
+                continue
+            diff, interval, n = found
+            cells.append(Cell(diff, None, n, interval=interval))
+        table.ours[method] = cells
+        used = [runs for (m, _), runs in shown.items() if m in (method, "softmax")]
+        table.provenance[method] = provenance(pd.concat(used))
+    return table
+
+
+def _accuracy_cell(
+    table: Table, runs: pd.DataFrame, method: str, task: str, notes: list[int]
+) -> Cell:
+    ok = runs[runs["status"] == "ok"]
+    failed = runs[runs["status"] != "ok"]
+    if len(failed):
+        why = "; ".join(
+            f"seed {s}: {st} ({str(e)[:80]})"
+            for s, st, e in zip(failed["seed"], failed["status"], failed["error"], strict=True)
+        )
+        notes.append(add_note(table, f"{method} / {task}: left out of the mean: {why}"))
+    if ok.empty:
+        notes.append(add_note(table, f"{method} / {task}: no finished run"))
+        return Cell(None, notes=tuple(notes))
+    ok = ok.sort_values("finished_at").drop_duplicates("seed", keep="last")
+    values = [100 * float(v) for v in ok["accuracy"]]
+    mean, std, interval = stats.mean_interval(values)
+    flags = ok["collapsed"].fillna(False).astype(bool) if "collapsed" in ok else None
+    collapsed = int(flags.sum()) if flags is not None else 0
+    kept = [v for v, c in zip(values, flags, strict=True) if not c] if collapsed else values
+    without = statistics.fmean(kept) if collapsed and kept else None
+    return Cell(
+        mean,
+        std,
+        len(values),
+        tuple(notes),
+        interval=interval,
+        collapsed=collapsed,
+        without_collapsed=without,
+    )
+
+
+def _mark_separated_best(table: Table) -> None:
+    """Per column: bold the best mean only where its 95% interval does not overlap the
+    next one's; otherwise the best and every cell whose interval overlaps it are a tie.
+    Columns of averages (no seeds) take the plain best."""
+    for i, _ in enumerate(table.columns):
+        ranked = sorted(
+            (name for name, cells in table.ours.items() if cells[i].mean is not None),
+            key=lambda name: -table.ours[name][i].mean,
+        )
+        if not ranked:
+            continue
+        best = table.ours[ranked[0]][i]
+        if best.n == 0:  # an average over tasks
+            table.ours[ranked[0]][i] = replace(best, best=True)
+            continue
+        if len(ranked) == 1 or not stats.overlap(best.interval, table.ours[ranked[1]][i].interval):
+            table.ours[ranked[0]][i] = replace(best, best=True)
+            continue
+        for name in ranked:
+            if stats.overlap(best.interval, table.ours[name][i].interval):
+                table.ours[name][i] = replace(table.ours[name][i], tie=True)

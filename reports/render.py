@@ -1,0 +1,189 @@
+"""A table of cells and its three renderings: Markdown, LaTeX and CSV, byte-stable.
+
+    table = Table("title", ["listops", "avg"], ours={"softmax": [Cell(36.2, 1.1, 3)]})
+    to_markdown(table), to_latex(table), to_csv(table)
+
+The table builders are in reports/accuracy.py and reports/speed.py (reports.tables holds
+them all under one name).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field, replace
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Mean and sample std (None for one seed) of an accuracy in %, over `n` seeds."""
+
+    mean: float | None
+    std: float | None = None
+    n: int = 0
+    notes: tuple[int, ...] = ()  # footnote numbers
+    best: bool = False
+    extra: str = ""  # shown after the value, e.g. a speed-up "(3.2×)"
+    interval: tuple[float, float] | None = None  # 95% Student t interval over the seeds
+    collapsed: int = 0  # of the n runs, how many never left chance
+    without_collapsed: float | None = None  # the mean over the runs that did not collapse
+    tie: bool = False  # the best's interval overlaps another's: no single best
+
+
+@dataclass
+class Table:
+    """Rows of cells under columns, ours first, then reported ones.
+
+    `higher_is_better` (one per column, all True when empty) says which way bold points;
+    `provenance` holds, per row, where its numbers come from (commits, devices, dates)."""
+
+    title: str
+    columns: list[str]
+    ours: dict[str, list[Cell]] = field(default_factory=dict)
+    reported: dict[str, list[Cell]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    higher_is_better: list[bool] = field(default_factory=list)
+    provenance: dict[str, str] = field(default_factory=dict)
+    legend: str = ""  # one line under the table saying what a cell is
+
+
+def add_note(table: Table, text: str) -> int:
+    if text not in table.notes:
+        table.notes.append(text)
+    return table.notes.index(text) + 1
+
+
+def provenance(runs: pd.DataFrame) -> str:
+    """Where a row's numbers come from: its commits, devices and dates, in one line."""
+    if runs.empty:
+        return "no runs"
+    commits = (
+        sorted({str(c)[:8] for c in runs["git_commit"].dropna()}) if "git_commit" in runs else []
+    )
+    devices = (
+        sorted({f"{n} ({d})" for n, d in zip(runs["device_name"], runs["device"], strict=True)})
+        if {"device_name", "device"} <= set(runs.columns)
+        else []
+    )
+    when = next((c for c in ("finished_at", "measured_at", "started_at") if c in runs), None)
+    days = sorted({str(t)[:10] for t in runs[when].dropna()}) if when else []
+    dates = days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}" if days else "?"
+    return (
+        f"commit {', '.join(commits) or '?'} · {'; '.join(devices) or '?'} · {dates} · "
+        f"{len(runs)} row(s)"
+    )
+
+
+def mark_best(table: Table) -> None:
+    """Bold the best mean of our rows in each column (max or min as the column says)."""
+    for i, _ in enumerate(table.columns):
+        higher = table.higher_is_better[i] if table.higher_is_better else True
+        means = [cells[i].mean for cells in table.ours.values() if cells[i].mean is not None]
+        if not means:
+            continue
+        best = max(means) if higher else min(means)
+        for cells in table.ours.values():
+            if cells[i].mean == best:
+                cells[i] = replace(cells[i], best=True)
+
+
+def format_cell(cell: Cell) -> str:
+    """A cell as text: '-', '36.37', '34.00 ± 4.00 (3) [24.1, 43.9]', '2.90 (12.3×)';
+    with '1/3 collapsed (without them 36.00)' and '(tie)' where they apply."""
+    if cell.mean is None:
+        text = "-"
+    elif cell.n == 0:  # reported number, or an average
+        text = f"{cell.mean:.2f}"
+    else:
+        spread = f" ± {cell.std:.2f}" if cell.std is not None else ""
+        text = f"{cell.mean:.2f}{spread} ({cell.n})"
+        if cell.interval is not None:
+            text += f" [{cell.interval[0]:.1f}, {cell.interval[1]:.1f}]"
+        if cell.collapsed:
+            rest = (
+                f"without them {cell.without_collapsed:.2f}"
+                if cell.without_collapsed is not None
+                else "all"
+            )
+            text += f", {cell.collapsed}/{cell.n} collapsed ({rest})"
+        if cell.tie:
+            text += " (tie)"
+    return f"{text} {cell.extra}" if cell.extra else text
+
+
+def to_markdown(table: Table) -> str:
+    """GitHub Markdown: best of our rows in bold, footnotes as [n]."""
+    header = ["method", *table.columns]
+    lines = [f"**{table.title}**", "", "| " + " | ".join(header) + " |"]
+    lines.append("|---|" + "---:|" * len(table.columns))
+    for name, cells in [*table.ours.items(), *table.reported.items()]:
+        shown = []
+        for c in cells:
+            text = format_cell(c)
+            text = f"**{text}**" if c.best else text
+            shown.append(text + "".join(f" [{i}]" for i in c.notes))
+        lines.append("| " + " | ".join([name, *shown]) + " |")
+    lines.append("")
+    lines += [f"[{i}] {n}" for i, n in enumerate(table.notes, 1)]
+    lines.append(table.legend)
+    return "\n".join(lines) + "\n"
+
+
+def _tex(text: str) -> str:
+    for a, b in [
+        ("\\", r"\textbackslash{}"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("_", r"\_"),
+        ("#", r"\#"),
+        ("×", r"$\times$"),
+    ]:
+        text = text.replace(a, b)
+    return text
+
+
+def to_latex(table: Table) -> str:
+    """A booktabs tabular: best of our rows in bold, reported rows under a midrule."""
+    lines = [
+        f"% {table.title}",
+        r"\begin{tabular}{l" + "r" * len(table.columns) + "}",
+        r"\toprule",
+        " & ".join(["Method", *(_tex(c[:1].upper() + c[1:]) for c in table.columns)]) + r" \\",
+        r"\midrule",
+    ]
+
+    def row(name: str, cells: list[Cell]) -> str:
+        shown = []
+        for c in cells:
+            text = _tex(format_cell(c)).replace("±", r"$\pm$")
+            text = rf"\textbf{{{text}}}" if c.best else text
+            marks = ",".join(str(i) for i in c.notes)
+            shown.append(text + (rf"\textsuperscript{{[{marks}]}}" if marks else ""))
+        return " & ".join([_tex(name), *shown]) + r" \\"
+
+    lines += [row(n, c) for n, c in table.ours.items()]
+    if table.reported:
+        lines.append(r"\midrule")
+        lines += [row(n, c) for n, c in table.reported.items()]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    lines += [f"% [{i}] {_tex(n)}" for i, n in enumerate(table.notes, 1)]
+    lines.append(f"% {_tex(table.legend)}")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: Table) -> str:
+    """Long CSV: one line per (row, column) with mean, std, n, kind (ours | reported), note."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["row", "kind", "column", "mean", "std", "n", "extra", "note"])
+    for kind, rows in (("ours", table.ours), ("reported", table.reported)):
+        for name, cells in rows.items():
+            for column, c in zip(table.columns, cells, strict=True):
+                note = "; ".join(table.notes[i - 1] for i in c.notes)
+                mean = "" if c.mean is None else f"{c.mean:.4f}"
+                std = "" if c.std is None or math.isnan(c.std) else f"{c.std:.4f}"
+                w.writerow([name, kind, column, mean, std, c.n, c.extra, note])
+    return out.getvalue()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -37,9 +38,10 @@ import pyarrow as pa
 
 import attention_zoo as zoo
 import lra
+from lra import generators
 from lra.data import load, resolve_data_dir
 from lra.registry import SPLITS, BadData, MissingData
-from runners import distributed, lra_config
+from runners import cpu_allocator, distributed, lra_config
 from runners.lra_efficiency import run_efficiency
 from runners.lra_train import (
     Run,
@@ -104,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train and evaluate LRA models for every (task, attention, seed): final "
         "rows to parquet, learning curves beside them, checkpoints; the same command resumes.",
         epilog=f"profiles: {', '.join(lra_config.profile_names())} (runners/profiles/*.toml). "
-        f"Keys for --set: {', '.join(lra_config.SPEC)}, methods.METHOD.OPTION, "
+        f"Keys for --set: {', '.join([*lra_config.SPEC, *lra_config.DATA_SPEC])}, "
+        "methods.METHOD.OPTION, "
         "tasks.TASK.SECTION.KEY.",
     )
     p.add_argument("--task", default="all", help=f"comma list of {lra.names()} or all")
@@ -144,6 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dry-run", action="store_true", help="print the resolved runs; train none")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--cpu-allocator",
+        choices=cpu_allocator.MODES,
+        default="auto",
+        help="on CPU: thp runs with glibc's malloc on transparent huge pages (the runner "
+        "re-executes itself with GLIBC_TUNABLES=glibc.malloc.hugetlb=1), which cuts the time "
+        "a training step spends faulting in fresh pages; system: malloc as it is; auto "
+        "(default): thp where glibc >= 2.35 and the kernel allow it. Recorded in the rows' "
+        "allocator column",
+    )
     eff = p.add_argument_group("efficiency mode (LRA's efficiency table)")
     eff.add_argument(
         "--efficiency",
@@ -182,9 +195,36 @@ def plan(args: argparse.Namespace) -> tuple[list[Run], dict]:
     return runs, profile
 
 
-def load_task(task: str, data_dir: Path, length: int) -> dict:
-    """Every split of `task`, cropped to `length` (0 = as stored)."""
+def load_task(task: str, data_dir: Path, length: int, expected: dict | None = None) -> dict:
+    """Every split of `task`, cropped to `length` (0 = as stored); BadData if the profile
+    `expected` data generated with other parameters (its [data] section)."""
+    check_generated(task, data_dir, expected or {})
     return {split: crop(load(task, split, data_dir), length) for split in SPLITS}
+
+
+def check_generated(task: str, data_dir: Path, expected: dict) -> None:
+    """BadData naming the generate command unless `task`'s data under `data_dir` was
+    generated with every parameter in `expected` (nothing expected: nothing checked)."""
+    if not expected:
+        return
+    have = generators.generated_with(task, data_dir, expected.get("level"))
+    command = generators.generate_command(task, data_dir, expected)
+    wanted = ", ".join(f"{k}={v}" for k, v in sorted(expected.items()))
+    if have is None:
+        where = generators.data_folder(task, data_dir, expected.get("level"))
+        raise BadData(
+            f"the profile expects data generated with {wanted}, but {where} has no "
+            f"{generators.RECORD} (not generated, or not by `python -m lra.data generate`); "
+            f"run `{command}`"
+        )
+    differ = {k: v for k, v in sorted(expected.items()) if have.get(k) != v}
+    if differ:
+        found = ", ".join(f"{k}={have.get(k)}" for k in differ)
+        raise BadData(
+            f"the data under {data_dir} was generated with {found}; the profile expects "
+            f"{', '.join(f'{k}={v}' for k, v in differ.items())}; run `{command}` "
+            "(it rewrites the files)"
+        )
 
 
 def finished(rows: pd.DataFrame) -> set[tuple]:
@@ -274,8 +314,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             runs, profile = plan(args)
         if args.stop_after_steps is not None and args.stop_after_steps < 1:
             raise ValueError("--stop-after-steps must be >= 1")
+        relaunch = (
+            cpu_allocator.environment_for(args.cpu_allocator) if device.type == "cpu" else None
+        )
     except ValueError as exc:  # ConfigError included: before any training
         parser.error(str(exc))
+    if relaunch is not None and argv is None:  # glibc reads its tunables at start-up only
+        os.execve(sys.executable, [sys.executable, "-m", "runners.lra", *sys.argv[1:]], relaunch)
     if args.efficiency:
         if distributed.from_env().world > 1:
             parser.error("--efficiency measures one process; run it without torchrun")
@@ -330,7 +375,9 @@ def train_all(args, runs, profile, existing, done, data_dir, device, dist, parse
         length = run.cfg["train"]["length"]
         try:
             if (run.task, length) not in loaded:
-                loaded = {(run.task, length): load_task(run.task, data_dir, length)}
+                loaded = {
+                    (run.task, length): load_task(run.task, data_dir, length, run.cfg.get("data"))
+                }
         except (MissingData, BadData) as exc:
             missing[run.task] = str(exc)
             say(f"{run.task}: not run: {exc}")

@@ -74,6 +74,17 @@ SPEC: dict[str, tuple[Callable[[object], bool], str]] = {
     "train.amp": (_choice("bf16", "none"), "'bf16' or 'none'"),
     "train.length": (_int(0), "an integer >= 0 (0 = the task's length)"),
 }
+# [data] (usually per task): the generator parameters that the profile's data must have
+# been made with (`python -m lra.data generate`, which records them beside the files); a
+# run on other data is refused before training. A profile that sets none (paper, smoke)
+# takes the data as it finds it, and its configurations carry no data section.
+DATA_SPEC: dict[str, tuple[Callable[[object], bool], str]] = {
+    "data.count": (_int(3), "an integer >= 3"),
+    "data.seed": (_int(0), "an integer >= 0"),
+    "data.level": (lambda v: isinstance(v, str) and bool(v), "a level, e.g. 'curv_baseline'"),
+    "data.min_length": (_int(0), "an integer >= 0"),
+    "data.max_length": (_int(2), "an integer >= 2"),
+}
 
 
 def profile_names() -> list[str]:
@@ -139,13 +150,13 @@ def _nest(parts: list[str], value: object) -> dict:
 
 def resolve(profile: dict, task: str, method: str, overrides: Sequence[str] = ()) -> dict:
     """The configuration of one (task, method) run, checked; ConfigError names a bad key."""
-    unknown = set(profile) - {"name", "description", *SECTIONS, "methods", "tasks"}
+    unknown = set(profile) - {"name", "description", *SECTIONS, "data", "methods", "tasks"}
     if unknown:
         raise ConfigError(
             f"profile {profile.get('name', '?')!r}: unknown top-level key(s) {sorted(unknown)}; "
-            f"expected description, {', '.join(SECTIONS)}, methods, tasks"
+            f"expected description, {', '.join(SECTIONS)}, data, methods, tasks"
         )
-    cfg = {s: dict(profile.get(s, {})) for s in SECTIONS}
+    cfg = {s: dict(profile.get(s, {})) for s in (*SECTIONS, "data")}
     methods = {m: dict(o) for m, o in profile.get("methods", {}).items()}
     file_tasks = profile.get("tasks", {})
     plain, own = [], []  # --set SECTION.KEY, then --set tasks.<task>.SECTION.KEY: specific wins
@@ -163,22 +174,24 @@ def resolve(profile: dict, task: str, method: str, overrides: Sequence[str] = ()
     layers.insert(0, (f"tasks.{task}", _flatten(file_tasks.get(task, {}))))
     for where, items in layers:
         for item, parts, value in items:
-            if parts[0] in SECTIONS and len(parts) == 2:
+            if parts[0] in (*SECTIONS, "data") and len(parts) == 2:
                 cfg[parts[0]][parts[1]] = value
             elif parts[0] == "methods" and len(parts) == 3:
                 methods.setdefault(parts[1], {})[parts[2]] = value
             else:
                 raise ConfigError(
                     f"{where} {item!r}: expected SECTION.KEY with SECTION one of "
-                    f"{list(SECTIONS)}, methods.METHOD.OPTION or tasks.TASK.SECTION.KEY"
+                    f"{[*SECTIONS, 'data']}, methods.METHOD.OPTION or tasks.TASK.SECTION.KEY"
                 )
     _check(cfg)
     options = _method_options(methods, method, cfg["model"])
+    data = cfg.pop("data")
     return {
         "profile": profile.get("name", "?"),
         "task": task,
         "method": method,
         **cfg,
+        **({"data": data} if data else {}),  # absent when unset: older hashes stay the same
         "method_options": options,
     }
 
@@ -196,13 +209,14 @@ def _flatten(tree: dict, prefix: tuple = ()) -> list[tuple[str, list[str], objec
 
 
 def _check(cfg: dict) -> None:
-    for section in SECTIONS:
+    spec = {**SPEC, **DATA_SPEC}
+    for section in (*SECTIONS, "data"):
         for key, value in cfg[section].items():
             name = f"{section}.{key}"
-            if name not in SPEC:
-                known = [k for k in SPEC if k.startswith(section + ".")]
+            if name not in spec:
+                known = [k for k in spec if k.startswith(section + ".")]
                 raise ConfigError(f"{name}: unknown key; {section} has {known}")
-            check, expected = SPEC[name]
+            check, expected = spec[name]
             if not check(value):
                 raise ConfigError(f"{name} = {value!r}: expected {expected}")
     missing = [k for k in SPEC if k.split(".")[1] not in cfg[k.split(".")[0]]]

@@ -299,3 +299,53 @@ def test_overrides_layer_over_the_task_sections():
 def test_unknown_profile_names_the_known_ones():
     with pytest.raises(lra_config.ConfigError, match="paper"):
         lra_config.load_profile("papr")
+
+
+def mini_like(tmp_path: Path, data: str) -> Path:
+    """A profile that, like mini, names the parameters its ListOps must be generated with."""
+    path = tmp_path / "expects.toml"
+    path.write_text(f'include = "{lra_config.PROFILES / "smoke.toml"}"\n[tasks.listops]\n{data}\n')
+    return path
+
+
+def test_data_generated_with_other_parameters_is_refused_naming_the_command(tmp_path, capsys):
+    from lra import generators
+
+    data = tmp_path / "data"
+    generators.GENERATORS["listops"](data, 60, 0, "", (10, 60))
+    record = generators.generated_with("listops", data)
+    assert record == {"task": "listops", "count": 60, "seed": 0, "min_length": 10,
+                      "max_length": 60}  # fmt: skip
+    argv = args_for(data, tmp_path, "--method=softmax", steps=4)
+    argv[1] = f"--profile={mini_like(tmp_path, 'data = { count = 600, seed = 0 }')}"
+    assert runner.main(argv) == 1
+    err = capsys.readouterr()
+    assert "generated with count=60; the profile expects count=600" in err.err
+    assert f"python -m lra.data --data-dir {data} generate listops --count 600 --seed 0" in err.err
+    assert read_results(tmp_path / "lra").empty  # nothing trained on the wrong data
+    argv[1] = f"--profile={mini_like(tmp_path, 'data = { count = 60, max_length = 60 }')}"
+    assert runner.main(argv) == 0  # the parameters it was made with: trained
+    rows = read_results(tmp_path / "lra")
+    config = json.loads((tmp_path / "lra" / "configs" / f"{rows['config_hash'][0]}.json").read_text())  # fmt: skip  # noqa: E501
+    assert config["data"] == {"count": 60, "max_length": 60}
+
+
+def test_data_without_a_generation_record_is_refused_when_the_profile_expects_one(
+    listops_dir, tmp_path, capsys
+):
+    argv = args_for(listops_dir, tmp_path, "--method=softmax", steps=4)
+    argv[1] = f"--profile={mini_like(tmp_path, 'data = { count = 144 }')}"
+    assert runner.main(argv) == 1
+    assert "has no generated.json" in capsys.readouterr().err
+
+
+def test_profiles_without_a_data_section_keep_their_config_hash():
+    smoke = lra_config.resolve(lra_config.load_profile("smoke"), "listops", "softmax")
+    assert "data" not in smoke  # so runs finished before [data] existed stay finished
+    smoke_with = lambda item: lra_config.resolve(  # noqa: E731
+        lra_config.load_profile("smoke"), "listops", "softmax", [item]
+    )
+    with pytest.raises(lra_config.ConfigError, match=r"data\.count = 2: expected an integer >= 3"):
+        smoke_with("data.count=2")
+    with pytest.raises(lra_config.ConfigError, match=r"data\.size: unknown key"):
+        smoke_with("data.size=2")

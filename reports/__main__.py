@@ -5,8 +5,8 @@
 
 Writes what the results allow, each a pure function of the rows (the same rows give the
 same bytes):
-- lra_accuracy_<profile>.{md,tex,csv}: test accuracy, mechanism x task (+ published rows for
-  the `paper` profile), from results/lra
+- lra_accuracy_<profile>.{md,tex,csv}: test accuracy, mechanism x task, from results/lra, with
+  the published rows apart (for other profiles than `paper` headed "not comparable")
 - lra_vs_softmax_<profile>.{md,tex,csv}: each mechanism's paired difference to softmax
   (same seeds) with its 95% interval, from results/lra
 - lra_efficiency_<setting>.{md,tex,csv}: steps/s (speed-up over softmax) and peak memory at
@@ -77,8 +77,9 @@ def build(results: Path, out: Path) -> tuple[list[Path], list[str]]:
 
     accuracy = {}
     for profile in sorted(set(lra["profile"])) if len(lra) else []:
-        reported = tables.published_accuracy() if profile == "paper" else None
-        accuracy[profile] = tables.lra_accuracy(lra, profile, reported)
+        accuracy[profile] = tables.lra_accuracy(
+            lra, profile, tables.published_accuracy(), comparable=profile == "paper"
+        )
         emit_table(accuracy[profile], f"lra_accuracy_{profile}")
         emit_table(tables.lra_vs_softmax(lra, profile), f"lra_vs_softmax_{profile}")
     if lra.empty:

@@ -22,6 +22,8 @@ from reports import data, stats
 from reports.render import Cell, Table, add_note, provenance
 
 TASK_ORDER = ["listops", "text", "retrieval", "image", "pathfinder", "pathx"]
+# heads the published rows in a table of another profile than `paper`
+NOT_COMPARABLE = "published LRA results below: not comparable: different data sizes and budgets"
 AVERAGED = ["listops", "text", "retrieval", "image", "pathfinder"]  # LRA's Avg leaves Path-X out
 
 
@@ -39,12 +41,17 @@ def _average(cells: list[Cell], tasks: list[str]) -> Cell:
 
 
 def lra_accuracy(
-    rows: pd.DataFrame, profile: str = "paper", reported: pd.DataFrame | None = None
+    rows: pd.DataFrame,
+    profile: str = "paper",
+    reported: pd.DataFrame | None = None,
+    comparable: bool = True,
 ) -> Table:
-    """Method x task test accuracy (%) of one profile's runs; see the module docstring."""
+    """Method x task test accuracy (%) of one profile's runs; see the module docstring.
+    Published rows that are not `comparable` (another profile's data and budgets) are
+    headed so and shown only in our tasks' columns."""
     test = rows[(rows["split"] == "test") & (rows["profile"] == profile)] if len(rows) else rows
     tasks = [t for t in TASK_ORDER if len(test) and t in set(test["task"])]
-    if reported is not None:
+    if reported is not None and comparable:
         tasks = [t for t in TASK_ORDER if t in tasks or t in set(reported["task"])]
     columns = [*tasks, "avg"]
     table = Table(
@@ -73,6 +80,7 @@ def lra_accuracy(
     _mark_mixed_data(table, shown)
     _mark_separated_best(table)
     if reported is not None:
+        table.reported_label = "" if comparable else NOT_COMPARABLE
         for (source, model), group in reported.groupby(["source", "model"], sort=False):
             values = dict(zip(group["task"], group["accuracy"], strict=True))
             cells = [Cell(float(values[t])) if t in values else Cell(None) for t in tasks]

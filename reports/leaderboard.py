@@ -33,6 +33,7 @@ thead th[aria-sort=ascending]::after { content: " \\25B2"; }
 thead th[aria-sort=descending]::after { content: " \\25BC"; }
 tbody.reported { color: #555; font-style: italic; }
 tbody.reported tr:first-child td { border-top: 2px solid #999; }
+tbody.reported-label td { border-top: 2px solid #999; color: #8a3b00; font-weight: bold; }
 td.best { font-weight: 700; }
 td.missing { color: #999; }
 tr:hover td { background: #fafae6; }
@@ -104,6 +105,12 @@ def table_html(table: tables.Table, table_id: str) -> str:
     for kind, rows in (("ours", table.ours), ("reported", table.reported)):
         if not rows:
             continue
+        if kind == "reported" and table.reported_label:  # its own body: sorting leaves it
+            span = len(table.columns) + 1
+            out.append(
+                f'<tbody class="reported-label"><tr><td colspan="{span}">'
+                f"{html.escape(table.reported_label)}</td></tr></tbody>"
+            )
         out.append(f'<tbody class="{kind}">')
         for name, cells in rows.items():
             prov = html.escape(table.provenance.get(name, ""))

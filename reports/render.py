@@ -48,6 +48,7 @@ class Table:
     higher_is_better: list[bool] = field(default_factory=list)
     provenance: dict[str, str] = field(default_factory=dict)
     legend: str = ""  # one line under the table saying what a cell is
+    reported_label: str = ""  # a line heading the reported rows (e.g. why they differ)
 
 
 def add_note(table: Table, text: str) -> int:
@@ -120,6 +121,8 @@ def to_markdown(table: Table) -> str:
     lines = [f"**{table.title}**", "", "| " + " | ".join(header) + " |"]
     lines.append("|---|" + "---:|" * len(table.columns))
     for name, cells in [*table.ours.items(), *table.reported.items()]:
+        if table.reported_label and name == next(iter(table.reported)):
+            lines.append(f"| *{table.reported_label}* |" + " |" * len(table.columns))
         shown = []
         for c in cells:
             text = format_cell(c)
@@ -167,6 +170,9 @@ def to_latex(table: Table) -> str:
     lines += [row(n, c) for n, c in table.ours.items()]
     if table.reported:
         lines.append(r"\midrule")
+        if table.reported_label:
+            label, width = _tex(table.reported_label), len(table.columns) + 1
+            lines.append(rf"\multicolumn{{{width}}}{{l}}{{\emph{{{label}}}}} \\")
         lines += [row(n, c) for n, c in table.reported.items()]
     lines += [r"\bottomrule", r"\end{tabular}"]
     lines += [f"% [{i}] {_tex(n)}" for i, n in enumerate(table.notes, 1)]
@@ -182,7 +188,10 @@ def to_csv(table: Table) -> str:
     for kind, rows in (("ours", table.ours), ("reported", table.reported)):
         for name, cells in rows.items():
             for column, c in zip(table.columns, cells, strict=True):
-                note = "; ".join(table.notes[i - 1] for i in c.notes)
+                notes = [table.notes[i - 1] for i in c.notes]
+                if kind == "reported" and table.reported_label:
+                    notes.insert(0, table.reported_label)
+                note = "; ".join(notes)
                 mean = "" if c.mean is None else f"{c.mean:.4f}"
                 std = "" if c.std is None or math.isnan(c.std) else f"{c.std:.4f}"
                 w.writerow([name, kind, column, mean, std, c.n, c.extra, note])

@@ -82,6 +82,7 @@ SCHEMA = pa.schema(
         ("classes", pa.int64()),
         ("collapsed", pa.bool_()),  # never left chance (runners.lra_train.collapse_reason)
         ("collapse_reason", pa.string()),
+        ("overrides", pa.string()),  # JSON list of the --set items the run was given
     ]
 )
 INTERRUPTED_EXIT = 128 + signal.SIGTERM
@@ -235,7 +236,9 @@ def finished(rows: pd.DataFrame) -> set[tuple]:
     return set(zip(ok["task"], ok["method"], ok["seed"], ok["config_hash"], strict=True))
 
 
-def result_rows(run: Run, outcome, splits: dict, env: dict, world_size: int = 1) -> list[dict]:
+def result_rows(
+    run: Run, outcome, splits: dict, env: dict, world_size: int = 1, overrides: Sequence = ()
+) -> list[dict]:
     info = splits["train"].info
     why = None
     if outcome.status == "ok":
@@ -263,6 +266,7 @@ def result_rows(run: Run, outcome, splits: dict, env: dict, world_size: int = 1)
         "classes": info.classes,
         "collapsed": None if outcome.status != "ok" else why is not None,
         "collapse_reason": why,
+        "overrides": json.dumps(list(overrides)),
     }
     return [
         {
@@ -408,7 +412,7 @@ def train_all(args, runs, profile, existing, done, data_dir, device, dist, parse
             )
             return INTERRUPTED_EXIT
         if writer is not None:
-            for row in result_rows(run, outcome, splits, env, dist.world):
+            for row in result_rows(run, outcome, splits, env, dist.world, args.overrides):
                 writer.append(row)
             checkpoint_path(args.checkpoints, run).unlink(missing_ok=True)
         if outcome.status != "ok":

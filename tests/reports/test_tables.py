@@ -226,3 +226,16 @@ def test_runs_on_other_data_are_not_averaged_and_a_mixed_column_is_footnoted():
     assert any("runs on other data (aaaa)" in n for n in notes)
     assert any("ran on different data" in n for n in notes)
     assert any("ran on different data" in t.notes[i - 1] for i in t.ours["lotformer"][0].notes)
+
+
+def test_published_rows_beside_another_profile_are_headed_not_comparable(rows):
+    t = tables.lra_accuracy(rows, "smoke", tables.published_accuracy(), comparable=False)
+    assert t.columns == ["listops", "avg"]  # only our tasks: no columns of dashes
+    assert t.reported_label.endswith("not comparable: different data sizes and budgets")
+    md = tables.to_markdown(t).splitlines()
+    label = next(i for i, x in enumerate(md) if "not comparable" in x)
+    first = next(i for i, x in enumerate(md) if ", reported (" in x)
+    assert label == first - 1 and label > next(i for i, x in enumerate(md) if "| softmax" in x)
+    assert "not comparable" in tables.to_latex(t) and "not comparable" in tables.to_csv(t)
+    paper = tables.lra_accuracy(rows, "paper", tables.published_accuracy())
+    assert not paper.reported_label and "not comparable" not in tables.to_markdown(paper)

@@ -143,13 +143,30 @@ def submitit_log(folder: Path) -> str:
     return "".join(p.read_text() for p in (folder / "submitit").glob("*_log.err"))
 
 
+def pending(pid: int, sig: int) -> bool:
+    """Whether `sig` waits, undelivered, for process `pid` (Linux: /proc/PID/status)."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    mask = int(fields["ShdPnd"], 16) | int(fields["SigPnd"], 16)
+    return bool(mask & (1 << (sig - 1)))
+
+
 def test_a_preempted_submitit_job_is_requeued_and_resumes(listops_dir, tmp_path):
     out, jobs = tmp_path / "out", tmp_path / "jobs"
     folder = submit_local(listops_dir, out, jobs, steps=400)
     cell = "listops-softmax-s0"
     wait_for(lambda: record(folder, cell)["state"] == "running" and checkpointed(out))
-    assert states(folder)[cell][0] == "running" and "/400" in states(folder)[cell][1]
-    os.kill(record(folder, cell)["pid"], signal.SIGUSR2)  # what SLURM sends before preempting
+    runner_pid = wait_for(lambda: record(folder, cell).get("runner_pid"))
+    # frozen, the runner cannot finish its 400 steps before the signal reaches it (a fast
+    # machine did, and the job was never preempted); it handles the signal once thawed
+    os.kill(runner_pid, signal.SIGSTOP)
+    try:
+        assert states(folder)[cell][0] == "running" and "/400" in states(folder)[cell][1]
+        os.kill(record(folder, cell)["pid"], signal.SIGUSR2)  # what SLURM sends first
+        wait_for(lambda: pending(runner_pid, signal.SIGUSR2))  # the job has forwarded it
+    finally:
+        os.kill(runner_pid, signal.SIGCONT)
     wait_for(lambda: states(folder)[cell][0] == "done")
     assert record(folder, cell)["attempts"] == 2
     log = submitit_log(folder)

@@ -9,6 +9,9 @@ same bytes):
   the published rows apart (for other profiles than `paper` headed "not comparable")
 - lra_vs_softmax_<profile>.{md,tex,csv}: each mechanism's paired difference to softmax
   (same seeds) with its 95% interval, from results/lra
+- lra_ablation_<profile>.{md,tex,csv}: ablation variants (runs with --set overrides, from
+  results/lra_ablation) beside the mechanism at the profile's settings, paired by seed
+- curves_ablation_<profile>_<task>.{png,pdf}: their learning curves beside the mechanism's
 - lra_efficiency_<setting>.{md,tex,csv}: steps/s (speed-up over softmax) and peak memory at
   each length, published rows alongside, from results/lra_efficiency
 - scaling_<setting>.{png,pdf}: time, memory and achieved TFLOP/s vs N, forward |
@@ -31,6 +34,7 @@ from reports import figures, leaderboard, style, tables
 from reports.data import (
     EFFICIENCY_SETTING,
     SWEEP_SETTING,
+    ablation_curves,
     current_curves,
     read_results,
     settings,
@@ -49,6 +53,8 @@ def _write(path: Path, text: str) -> Path:
 def build(results: Path, out: Path) -> tuple[list[Path], list[str]]:
     """Every artefact the tables under `results` allow: (files written, what was left out)."""
     lra = read_results(results / "lra")
+    ablation = read_results(results / "lra_ablation")
+    ablation_points = read_results(results / "lra_ablation_curves")
     curves = read_results(results / "lra_curves")
     efficiency = read_results(results / "lra_efficiency")
     sweep = read_results(results / "sweep")
@@ -82,6 +88,8 @@ def build(results: Path, out: Path) -> tuple[list[Path], list[str]]:
         )
         emit_table(accuracy[profile], f"lra_accuracy_{profile}")
         emit_table(tables.lra_vs_softmax(lra, profile), f"lra_vs_softmax_{profile}")
+    for profile in sorted(set(ablation["profile"])) if len(ablation) else []:
+        emit_table(tables.lra_ablation(ablation, lra, profile), f"lra_ablation_{profile}")
     if lra.empty:
         left_out.append("LRA accuracy table and bubble chart: no rows in results/lra")
     efficiency_settings = list(settings(efficiency, EFFICIENCY_SETTING))
@@ -102,6 +110,13 @@ def build(results: Path, out: Path) -> tuple[list[Path], list[str]]:
         majority = float(val["majority_accuracy"].iloc[0]) if len(val) else None
         caption = f"Learning curves: curves_{profile}_{task}.pdf"
         emit_figure(figures.learning_curves(part, majority), f"curves_{profile}_{task}", caption)
+    variants = ablation_curves(ablation, ablation_points, lra, curves)
+    for (profile, task), part in variants.groupby(["profile", "task"]) if len(variants) else []:
+        val = ablation[(ablation["profile"] == profile) & (ablation["split"] == "val")]
+        majority = float(val["majority_accuracy"].iloc[0]) if len(val) else None
+        caption = f"Ablation learning curves: curves_ablation_{profile}_{task}.pdf"
+        fig = figures.learning_curves(part, majority)
+        emit_figure(fig, f"curves_ablation_{profile}_{task}", caption)
     if curves.empty:
         left_out.append("learning curves: no rows in results/lra_curves")
     for profile, table in accuracy.items():

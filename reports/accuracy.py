@@ -19,6 +19,7 @@ from dataclasses import replace
 import pandas as pd
 
 from reports import data, stats
+from reports.data import variant_label
 from reports.render import Cell, Table, add_note, provenance
 
 TASK_ORDER = ["listops", "text", "retrieval", "image", "pathfinder", "pathx"]
@@ -231,3 +232,54 @@ def _mark_separated_best(table: Table) -> None:
         for name in ranked:
             if stats.overlap(best.interval, table.ours[name][i].interval):
                 table.ours[name][i] = replace(table.ours[name][i], tie=True)
+
+
+def lra_ablation(ablation: pd.DataFrame, rows: pd.DataFrame, profile: str) -> Table:
+    """Each ablation variant (a mechanism run with `--set` overrides, results/lra_ablation)
+    beside the same mechanism at the profile's settings (results/lra): test accuracy over
+    seeds and the paired difference to that base, per task. Softmax's base row is always
+    shown, for scale."""
+    ablation = ablation[(ablation["split"] == "test") & (ablation["profile"] == profile)]
+    base = rows[(rows["split"] == "test") & (rows["profile"] == profile)] if len(rows) else rows
+    tasks = [t for t in TASK_ORDER if t in set(ablation["task"])]
+    columns = [c for t in tasks for c in (t, f"{t} vs base")]
+    table = Table(
+        f"LRA ablations, profile {profile!r}: test accuracy (%) and the paired difference to "
+        "the same mechanism at the profile's settings (points)",
+        columns,
+        legend="'<task>': mean ± sample std (seeds) [95% Student t interval], collapsed runs "
+        "counted, as in the accuracy table; '<task> vs base': mean over the shared seeds of "
+        "(variant - the mechanism at the profile's settings) [95% interval] (pairs); a "
+        "variant is named by the --set overrides it ran with",
+    )
+    labels = ablation["overrides"].map(variant_label)
+    methods = sorted(set(ablation["method"]), key=lambda m: (m != "softmax", m))
+    if "softmax" not in methods:
+        methods.insert(0, "softmax")
+
+    def seeds(runs: pd.DataFrame) -> dict[int, float]:
+        ok = runs[runs["status"] == "ok"].sort_values("finished_at")
+        return {int(s): 100 * float(a) for s, a in zip(ok["seed"], ok["accuracy"], strict=True)}
+
+    for method in methods:
+        own = base[base["method"] == method] if len(base) else ablation.iloc[:0]
+        variants = [("", own)] + [
+            (label, ablation[(ablation["method"] == method) & (labels == label)])
+            for label in sorted(set(labels[ablation["method"] == method]) - {""})
+        ]
+        for label, runs in variants:
+            name = f"{method} [{label}]" if label else f"{method} ({profile})"
+            cells = []
+            for task in tasks:
+                shown, notes = latest_config(table, runs[runs["task"] == task])
+                cells.append(_accuracy_cell(table, shown, name, task, notes))
+                reference, _ = latest_config(Table("", []), own[own["task"] == task])
+                found = stats.paired_difference(seeds(shown), seeds(reference)) if label else None
+                if found is None:
+                    cells.append(Cell(None))
+                else:
+                    diff, interval, pairs = found
+                    cells.append(Cell(diff, None, pairs, interval=interval))
+            table.ours[name] = cells
+            table.provenance[name] = provenance(runs) if len(runs) else "no runs"
+    return table

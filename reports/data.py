@@ -74,6 +74,42 @@ def current_curves(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(keep, ignore_index=True)
 
 
+def variant_label(overrides: object) -> str:
+    """The `--set` items an ablation run was given, shortened: '["methods.lotformer.r=32",
+    "model.pooling=cls"]' -> 'r=32, pooling=cls'; none (or unknown) -> ''."""
+    if not isinstance(overrides, str) or not overrides:
+        return ""
+    short = [  # methods.M.OPTION -> OPTION, SECTION.KEY -> KEY
+        item.split(".", 2 if item.startswith("methods.") else 1)[-1]
+        for item in json.loads(overrides)
+    ]
+    return ", ".join(short)
+
+
+def ablation_curves(
+    ablation: pd.DataFrame, ablation_points: pd.DataFrame, rows: pd.DataFrame, points: pd.DataFrame
+) -> pd.DataFrame:
+    """The curve points of every finished ablation run, `method` renamed to its variant
+    ('lotformer [cls_tokens=1]'), beside the curves of the same mechanisms and softmax at
+    their profile's settings (named by the mechanism alone, so they keep its style)."""
+    if ablation.empty or ablation_points.empty:
+        return ablation_points.iloc[:0]
+    columns = ("profile", "config_hash", "method", "overrides")
+    names = {
+        (p, h): f"{m} [{variant_label(o)}]"
+        for p, h, m, o in zip(*(ablation[c] for c in columns), strict=True)
+    }
+    keys = zip(ablation_points["profile"], ablation_points["config_hash"], strict=True)
+    variants = ablation_points.assign(method=[names.get(k) for k in keys]).dropna(subset="method")
+    base = current_curves(points, rows)
+    if len(base):
+        wanted = set(zip(ablation["profile"], ablation["method"], strict=True))
+        wanted |= {(p, "softmax") for p in set(ablation["profile"])}
+        mine = [k in wanted for k in zip(base["profile"], base["method"], strict=True)]
+        base = base[mine]
+    return pd.concat([base, variants], ignore_index=True)
+
+
 def curve_names(rows: pd.DataFrame) -> dict[tuple[str, str], str]:
     """A name per (method, method_options) of sweep rows: the method, plus the options that
     differ between that method's curves ('lotformer [impl=reference]'), or the method alone."""

@@ -13,9 +13,11 @@ from reports.accuracy import (
     AVERAGED,
     TASK_ORDER,
     latest_config,
+    lra_ablation,
     lra_accuracy,
     lra_vs_softmax,
     published_accuracy,
+    variant_label,
 )
 from reports.render import Cell, Table, format_cell, provenance, to_csv, to_latex, to_markdown
 from reports.speed import lra_efficiency, published_efficiency, sweep_throughput
@@ -27,6 +29,7 @@ __all__ = [
     "Table",
     "format_cell",
     "latest_config",
+    "lra_ablation",
     "lra_accuracy",
     "lra_efficiency",
     "lra_vs_softmax",
@@ -37,4 +40,5 @@ __all__ = [
     "to_csv",
     "to_latex",
     "to_markdown",
+    "variant_label",
 ]

@@ -165,3 +165,23 @@ def test_the_page_renders_and_sorts_in_headless_chromium(results, tmp_path):
     by_memory = Rows()
     by_memory.feed(dom)
     assert by_memory.tables[EFFICIENCY_ID] == ["performer", "lotformer", "softmax"]
+
+
+def test_ablation_rows_build_their_table_and_curves_beside_the_mechanism(results, rows, tmp_path):
+    from tests.reports.conftest import lra_row
+
+    cls = '["methods.lotformer.cls_tokens=1"]'
+    variant = [{**lra_row("lotformer", "listops", s, a, config="v1"), "overrides": cls}
+               for s, a in ((0, 0.45), (1, 0.47))]  # fmt: skip
+    points = pd.DataFrame(
+        [{**p, "config_hash": "v1"} for p in curve_rows() if p["method"] == "lotformer"]
+    )
+    write_results(results, lra_ablation=pd.DataFrame(variant), lra_ablation_curves=points)
+    names = build(results, tmp_path / "out")
+    assert {"lra_ablation_paper.md", "curves_ablation_paper_listops.png"} <= set(names)
+    md = (tmp_path / "out" / "lra_ablation_paper.md").read_text()
+    assert "| lotformer [cls_tokens=1] | 46.00 ± 1.41 (2)" in md
+    accuracy = (tmp_path / "out" / "lra_accuracy_paper.md").read_text()
+    assert "cls_tokens" not in accuracy  # the variant never stands in for the profile's run
+    page = (tmp_path / "out" / "leaderboard.html").read_text()
+    assert "lra_ablation_paper" in page and "curves_ablation_paper_listops" in page

@@ -239,3 +239,33 @@ def test_published_rows_beside_another_profile_are_headed_not_comparable(rows):
     assert "not comparable" in tables.to_latex(t) and "not comparable" in tables.to_csv(t)
     paper = tables.lra_accuracy(rows, "paper", tables.published_accuracy())
     assert not paper.reported_label and "not comparable" not in tables.to_markdown(paper)
+
+
+def test_an_ablation_variant_is_paired_with_its_mechanism_at_the_profile_settings():
+    base = pd.DataFrame(
+        seeds_rows("softmax", "listops", [0.36, 0.37, 0.38])
+        + seeds_rows("lotformer", "listops", [0.20, 0.22, 0.24])
+    )
+    cls = '["methods.lotformer.cls_tokens=1"]'
+    ablation = pd.DataFrame(
+        [{**r, "overrides": cls} for r in seeds_rows("lotformer", "listops", [0.30, 0.33, 0.36])]
+        + [
+            {**r, "overrides": '["model.pooling=cls"]'}
+            for r in seeds_rows("softmax", "listops", [0.36, 0.38])
+        ]
+    )
+    t = tables.lra_ablation(ablation, base, "mini")
+    assert t.columns == ["listops", "listops vs base"]
+    assert list(t.ours) == ["softmax (mini)", "softmax [pooling=cls]", "lotformer (mini)",
+                            "lotformer [cls_tokens=1]"]  # fmt: skip
+    acc, diff = t.ours["lotformer [cls_tokens=1]"]
+    assert acc.mean == pytest.approx(33.0) and acc.n == 3
+    assert diff.mean == pytest.approx(11.0) and diff.n == 3  # +10, +11, +12 points
+    half = 4.303 * 1.0 / 3**0.5
+    assert diff.interval == pytest.approx((11.0 - half, 11.0 + half))
+    assert t.ours["lotformer (mini)"][1].mean is None  # the base has no difference to itself
+    pooled = t.ours["softmax [pooling=cls]"][1]
+    assert pooled.n == 2 and pooled.mean == pytest.approx(0.5)  # seeds 0 and 1 only
+    assert tables.variant_label('["methods.lotformer.r=32", "model.pooling=cls"]') == (
+        "r=32, pooling=cls"
+    )

@@ -214,10 +214,16 @@ def _accuracy_cell(
 def _mark_separated_best(table: Table) -> None:
     """Per column: bold the best mean only where its 95% interval does not overlap the
     next one's; otherwise the best and every cell whose interval overlaps it are a tie.
-    Columns of averages (no seeds) take the plain best."""
+    Columns of averages (no seeds) take the plain best. A cell whose every run collapsed
+    is never the best: it never left chance."""
     for i, _ in enumerate(table.columns):
         ranked = sorted(
-            (name for name, cells in table.ours.items() if cells[i].mean is not None),
+            (
+                name
+                for name, cells in table.ours.items()
+                if cells[i].mean is not None
+                and not (cells[i].n and cells[i].collapsed == cells[i].n)
+            ),
             key=lambda name: -table.ours[name][i].mean,
         )
         if not ranked:

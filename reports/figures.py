@@ -249,20 +249,31 @@ def bubble_points(accuracy: tables.Table, efficiency: pd.DataFrame) -> tuple[pd.
     ]
     if set(tables.AVERAGED) <= set(full):
         full, what = tables.AVERAGED, "LRA average test accuracy (%)"
+    elif len(full) == 1:
+        what = f"test accuracy on {full[0]} (%)"
     else:
         what = f"mean test accuracy over {', '.join(full)} (%)"
+
+    def interval(m: str) -> tuple[float, float]:  # one task: that cell's 95% interval
+        found = accuracy.ours[m][tasks.index(full[0])].interval if len(full) == 1 else None
+        return found or (math.nan, math.nan)
+
     points = pd.DataFrame(
         [
             {
                 "method": m,
                 "steps_per_s": float(at_n.loc[m, "steps_per_s"]),
                 "accuracy": float(np.mean([accuracy.ours[m][tasks.index(t)].mean for t in full])),
+                "low": interval(m)[0],
+                "high": interval(m)[1],
                 "memory_gb": float(at_n.loc[m, "peak_mem_bytes"]) / 1e9,
                 "seq_len": n,
             }
             for m in methods
         ]
     )
+    if points["low"].notna().any():
+        what += ", bars: 95% interval"
     return (points if full else points.iloc[0:0]), what
 
 
@@ -290,6 +301,10 @@ def bubble(points: pd.DataFrame, what: str, efficiency: pd.DataFrame, profile: s
             linewidths=1.2,
         )
         ax.scatter(p.steps_per_s, p.accuracy, s=16, color=style["color"], marker=style["marker"])
+        if not math.isnan(getattr(p, "low", math.nan)):
+            bar = [[p.accuracy - p.low], [p.high - p.accuracy]]
+            ax.errorbar(p.steps_per_s, p.accuracy, yerr=bar, color=style["color"], capsize=3,
+                        linewidth=1)  # fmt: skip
         radius = math.sqrt(area(p.memory_gb) / math.pi)
         ax.annotate(
             f"{p.method} ({p.memory_gb:.2f} GB)",

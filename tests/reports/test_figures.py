@@ -133,3 +133,14 @@ def test_an_unknown_device_gets_the_rate_row_without_a_peak(sweep):
     assert "dense bf16 peak" in "".join(
         t.get_text() for t in figures.scaling(gpu_sweep(sweep)).axes[4].texts
     )
+
+
+def test_a_one_task_bubble_carries_each_cells_interval_as_a_bar(rows, efficiency):
+    table = tables.lra_accuracy(rows[rows["task"] == "listops"])
+    points, what = figures.bubble_points(table, efficiency)
+    softmax = points.set_index("method").loc["softmax"]
+    assert (softmax["low"], softmax["high"]) == pytest.approx(table.ours["softmax"][0].interval)
+    assert what == "test accuracy on listops (%), bars: 95% interval"
+    fig = figures.bubble(points, what, efficiency, "paper")
+    bars = [c for c in fig.axes[0].collections if type(c).__name__ == "LineCollection"]
+    assert len(bars) == 1  # softmax's; lotformer has one finished seed, so no interval

@@ -269,3 +269,12 @@ def test_an_ablation_variant_is_paired_with_its_mechanism_at_the_profile_setting
     assert tables.variant_label('["methods.lotformer.r=32", "model.pooling=cls"]') == (
         "r=32, pooling=cls"
     )
+
+
+def test_a_cell_whose_every_run_collapsed_is_never_bold():
+    rows = pd.DataFrame(
+        seeds_rows("flash", "pathfinder", [0.51, 0.50], [True, True])
+        + seeds_rows("softmax", "pathfinder", [0.49], [True])
+    )
+    t = tables.lra_accuracy(rows, profile="mini")
+    assert not any(cells[0].best or cells[0].tie for cells in t.ours.values())

@@ -98,11 +98,12 @@ def _cache_valid(folder: Path, info: TaskInfo) -> bool:
     if _content_digest(sources) != manifest.get("content_digest"):
         return False
     manifest["stat_digest"] = _stat_digest(sources)
-    _write_json(folder / "manifest.json", manifest)
+    write_json(folder / "manifest.json", manifest)
     return True
 
 
-def _write_json(path: Path, value: dict) -> None:
+def write_json(path: Path, value: dict) -> None:
+    """Write `value` as JSON to `path` atomically (a temporary file swapped in)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(value, indent=1))
     tmp.replace(path)
@@ -117,7 +118,7 @@ def _write_cache(folder: Path, info: TaskInfo, arrays: dict, sources: list[Path]
     for name, array in arrays.items():
         np.save(tmp / f"{name}.npy", array)
     sources = [p.resolve() for p in sources]
-    _write_json(
+    write_json(
         tmp / "manifest.json",
         {
             "task": info.name,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 from lra import listops, pathfinder_gen
+from lra.data import write_json
 from lra.pathfinder import DIFFICULTY
 
 # (data_dir, count, seed, level, listops lengths) -> None
@@ -21,11 +21,8 @@ FLAGS = {"count": "--count", "seed": "--seed", "level": "--level", "min_length":
 
 def write_record(folder: Path, task: str, params: dict) -> Path:
     """Write `folder`/generated.json (atomically): what `task`'s files there were made with."""
-    path = folder / RECORD
-    tmp = path.with_name(f".{RECORD}.tmp")
-    tmp.write_text(json.dumps({"task": task, **params}, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
+    write_json(folder / RECORD, {"task": task, **params})
+    return folder / RECORD
 
 
 def data_folder(task: str, root: Path, level: str | None = None) -> Path:
@@ -71,8 +68,8 @@ def _pathfinder(size: int) -> Generator:
         levels = list(pathfinder_gen.LEVELS) if level == "all" else [level]
         count = count or PATHFINDER_COUNT
         roots = pathfinder_gen.generate(root, size, levels, count, seed)
+        task = "pathfinder" if size == 32 else "pathx"
         for name, path in roots.items():
-            task = "pathfinder" if size == 32 else "pathx"
             params = {"count": count, "seed": seed, "level": name}
             print(f"wrote {path}; {write_record(path, task, params)}")
 

@@ -273,14 +273,16 @@ def lra_ablation(ablation: pd.DataFrame, rows: pd.DataFrame, profile: str) -> Ta
             (label, ablation[(ablation["method"] == method) & (labels == label)])
             for label in sorted(set(labels[ablation["method"] == method]) - {""})
         ]
+        reference = {
+            t: seeds(latest_config(Table("", []), own[own["task"] == t])[0]) for t in tasks
+        }
         for label, runs in variants:
             name = f"{method} [{label}]" if label else f"{method} ({profile})"
             cells = []
             for task in tasks:
                 shown, notes = latest_config(table, runs[runs["task"] == task])
                 cells.append(_accuracy_cell(table, shown, name, task, notes))
-                reference, _ = latest_config(Table("", []), own[own["task"] == task])
-                found = stats.paired_difference(seeds(shown), seeds(reference)) if label else None
+                found = stats.paired_difference(seeds(shown), reference[task]) if label else None
                 if found is None:
                     cells.append(Cell(None))
                 else:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import sys
 from pathlib import Path
 
 MODES = ("auto", "thp", "system")
@@ -77,3 +78,10 @@ def environment_for(mode: str) -> dict[str, str] | None:
         return None
     tunables = [t for t in os.environ.get("GLIBC_TUNABLES", "").split(":") if t]
     return {**os.environ, "GLIBC_TUNABLES": ":".join([*tunables, TUNABLE])}
+
+
+def reexec(module: str, env: dict[str, str] | None) -> None:
+    """Re-execute `python -m module` with this process's arguments under `env` (from
+    `environment_for`; None: nothing to do). glibc reads its tunables at start-up only."""
+    if env is not None:
+        os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], env)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -323,8 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except ValueError as exc:  # ConfigError included: before any training
         parser.error(str(exc))
-    if relaunch is not None and argv is None:  # glibc reads its tunables at start-up only
-        os.execve(sys.executable, [sys.executable, "-m", "runners.lra", *sys.argv[1:]], relaunch)
+    if argv is None:  # a command line, not a call from Python
+        cpu_allocator.reexec("runners.lra", relaunch)
     if args.efficiency:
         if distributed.from_env().world > 1:
             parser.error("--efficiency measures one process; run it without torchrun")

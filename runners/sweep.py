@@ -17,7 +17,6 @@ import datetime as dt
 import hashlib
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -292,8 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"--time-budget must be > 0 seconds, got {args.time_budget}")
     except ValueError as exc:
         parser.error(str(exc))
-    if relaunch is not None and argv is None:  # glibc reads its tunables at start-up only
-        os.execve(sys.executable, [sys.executable, "-m", "runners.sweep", *sys.argv[1:]], relaunch)
+    if argv is None:  # a command line, not a call from Python
+        cpu_allocator.reexec("runners.sweep", relaunch)
     settings = Settings(
         batch=args.batch,
         heads=args.heads,

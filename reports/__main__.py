@@ -52,12 +52,15 @@ def _write(path: Path, text: str) -> Path:
 
 def build(results: Path, out: Path) -> tuple[list[Path], list[str]]:
     """Every artefact the tables under `results` allow: (files written, what was left out)."""
-    lra = read_results(results / "lra")
-    ablation = read_results(results / "lra_ablation")
-    ablation_points = read_results(results / "lra_ablation_curves")
-    curves = read_results(results / "lra_curves")
-    efficiency = read_results(results / "lra_efficiency")
-    sweep = read_results(results / "sweep")
+    skipped: list[str] = []  # parts that are not readable parquet or lack a needed column
+    lra = read_results(results / "lra", skipped)
+    ablation = read_results(results / "lra_ablation", skipped)
+    ablation_points = read_results(results / "lra_ablation_curves", skipped)
+    curves = read_results(results / "lra_curves", skipped)
+    efficiency = read_results(results / "lra_efficiency", skipped)
+    sweep = read_results(results / "sweep", skipped)
+    for line in skipped:
+        print(f"warning: {line}", file=sys.stderr)
     if lra.empty and curves.empty and efficiency.empty and sweep.empty:
         raise FileNotFoundError(
             f"no result rows under {results}/(lra, lra_curves, lra_efficiency, sweep): run "

@@ -196,7 +196,7 @@ def _accuracy_cell(
     ok = ok.sort_values("finished_at").drop_duplicates("seed", keep="last")
     values = [100 * float(v) for v in ok["accuracy"]]
     mean, std, interval = stats.mean_interval(values)
-    flags = ok["collapsed"].fillna(False).astype(bool) if "collapsed" in ok else None
+    flags = ok["collapsed"].eq(True) if "collapsed" in ok else None  # missing: not flagged
     collapsed = int(flags.sum()) if flags is not None else 0
     kept = [v for v, c in zip(values, flags, strict=True) if not c] if collapsed else values
     without = statistics.fmean(kept) if collapsed and kept else None

@@ -4,17 +4,21 @@
     for slug, part in settings(rows, SWEEP_SETTING):   # one figure per device/dtype/shape
         ...
 
-Reports read parquet and nothing else: no import from the runners.
+Reports read parquet and nothing else: no import from the runners; the columns they read
+are checked against results/schema.py, the contract the runners write with.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+
+from results import schema
 
 # published numbers shown beside ours (reports/reference/*.csv)
 REFERENCE = Path(__file__).resolve().parent / "reference"
@@ -24,11 +28,43 @@ SWEEP_SETTING = ["device", "device_name", "dtype", "batch", "heads", "head_dim"]
 EFFICIENCY_SETTING = ["device", "device_name", "task", "batch", "amp", "profile"]
 
 
-def read_results(folder: Path) -> pd.DataFrame:
-    """Every row of the parquet parts in `folder` (hidden temporaries skipped); empty if none."""
-    parts = sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
-    frames = [f for f in (pd.read_parquet(p) for p in parts) if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+# the columns the reports use, per folder under results/ (their types: results/schema.py);
+# a part without one of them is left out, and the build says which file and which column
+NEEDED = {
+    "sweep": [
+        *SWEEP_SETTING,
+        *("measured_at", "method", "method_options", "seq_len", "pass", "time_ms"),
+        *("peak_mem_bytes", "status"),
+    ],
+    "lra": [
+        *("task", "method", "seed", "profile", "config_hash", "split", "accuracy"),
+        *("majority_accuracy", "status", "finished_at"),
+    ],
+    "lra_curves": [
+        *("task", "method", "seed", "profile", "config_hash", "step", "train_loss"),
+        "val_accuracy",
+    ],
+    "lra_efficiency": [
+        *EFFICIENCY_SETTING,
+        *("measured_at", "method", "seq_len", "steps_per_s", "peak_mem_bytes", "status"),
+    ],
+}
+NEEDED["lra_ablation"] = [*NEEDED["lra"], "overrides"]
+NEEDED["lra_ablation_curves"] = NEEDED["lra_curves"]
+
+
+def read_results(folder: Path, problems: list[str] | None = None) -> pd.DataFrame:
+    """Every row of the parquet parts in `folder` (hidden temporaries skipped); empty if none.
+
+    A part that is not readable parquet, or lacks a column the reports use (`NEEDED`), is left
+    out; a line naming it goes to `problems` (to stderr when that is None)."""
+    rows, found = schema.read_table(folder, NEEDED.get(Path(folder).name, ()))
+    if problems is None:
+        for line in found:
+            print(f"warning: {line}", file=sys.stderr)
+    else:
+        problems.extend(found)
+    return rows
 
 
 def slug(*values: object) -> str:
@@ -108,19 +144,3 @@ def ablation_curves(
         mine = [k in wanted for k in zip(base["profile"], base["method"], strict=True)]
         base = base[mine]
     return pd.concat([base, variants], ignore_index=True)
-
-
-def curve_names(rows: pd.DataFrame) -> dict[tuple[str, str], str]:
-    """A name per (method, method_options) of sweep rows: the method, plus the options that
-    differ between that method's curves ('lotformer [impl=reference]'), or the method alone."""
-    keys = sorted(set(zip(rows["method"], rows["method_options"], strict=True)))
-    names = {}
-    for method, options in keys:
-        mine = [json.loads(o) for m, o in keys if m == method]
-        every = set().union(*mine)
-        differ = sorted(k for k in every if len({json.dumps(o.get(k)) for o in mine}) > 1)
-        chosen = json.loads(options)
-        # a key absent from a row: the row predates that option ("n/a")
-        label = ",".join(f"{k}={chosen.get(k, 'n/a')}" for k in differ)
-        names[(method, options)] = f"{method} [{label}]" if label else method
-    return names

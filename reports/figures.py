@@ -19,9 +19,10 @@ from matplotlib.ticker import FuncFormatter
 from matplotlib.transforms import blended_transform_factory
 
 from reports import tables
-from reports.data import curve_names, latest
+from reports.data import latest
 from reports.peaks import peak_tflops
 from reports.style import method_style, new_figure, style_order
+from results.schema import curve_names
 
 PASSES = {"forward": "forward", "forward_backward": "forward + backward"}
 STOPPED = {"oom": "OOM", "skipped": "skip", "timeout": "timeout", "error": "error"}
@@ -32,7 +33,7 @@ def _tokens(n: float, _pos: object = None) -> str:
 
 
 def _line_names(rows: pd.DataFrame) -> dict[tuple[str, str], str]:
-    """Legend name per (method, options), in drawing order (data.curve_names)."""
+    """Legend name per (method, options), in drawing order (results.schema.curve_names)."""
     names = curve_names(rows)
     return {k: names[k] for k in sorted(names, key=lambda k: (style_order(k[0]), k[0], k[1]))}
 

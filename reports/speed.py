@@ -11,6 +11,7 @@ import pandas as pd
 
 from reports import data, peaks
 from reports.render import Cell, Table, add_note, mark_best, provenance
+from results import schema
 
 
 def lra_efficiency(
@@ -125,7 +126,7 @@ def sweep_throughput(rows: pd.DataFrame) -> Table:
         "(softmax, Sinkhorn iterations, feature exponentials) is not counted, so a mechanism "
         "that spends its time there shows a low rate",
     )
-    names = data.curve_names(latest)
+    names = schema.curve_names(latest)
     for (method, options), name in sorted(names.items(), key=lambda kv: kv[1]):
         for pass_ in ("forward", "forward_backward"):
             part = latest[

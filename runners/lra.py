@@ -33,13 +33,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 
 import attention_zoo as zoo
 import lra
 from lra import generators
 from lra.data import load, resolve_data_dir
 from lra.registry import SPLITS, BadData, MissingData
+from results import schema
 from runners import cpu_allocator, distributed, lra_config
 from runners.lra_efficiency import run_efficiency
 from runners.lra_train import (
@@ -53,37 +53,9 @@ from runners.lra_train import (
     train,
 )
 from runners.provenance import provenance, resolve_device
-from runners.results import PROVENANCE_FIELDS, PartWriter, read_results, write_json_atomic
+from runners.results import PartWriter, read_results, write_json_atomic
 
-SCHEMA = pa.schema(
-    [
-        *PROVENANCE_FIELDS,
-        ("finished_at", pa.string()),
-        ("task", pa.string()),
-        ("method", pa.string()),
-        ("method_options", pa.string()),  # JSON
-        ("seed", pa.int64()),
-        ("profile", pa.string()),
-        ("config_hash", pa.string()),  # <out>/configs/<config_hash>.json holds the config
-        ("split", pa.string()),  # val | test
-        ("accuracy", pa.float64()),  # of the best-validation weights
-        ("majority_accuracy", pa.float64()),  # always answering the split's commonest class
-        ("examples", pa.int64()),
-        ("seq_len", pa.int64()),
-        ("batch", pa.int64()),
-        ("steps", pa.int64()),
-        ("best_step", pa.int64()),
-        ("train_seconds", pa.float64()),
-        ("tokens_per_s", pa.float64()),
-        ("peak_mem_bytes", pa.int64()),  # CUDA: whole run; CPU: one training step
-        ("world_size", pa.int64()),  # processes that trained the run (torchrun)
-        ("data_hash", pa.string()),  # the data's identity (cache parameters, sources' content)
-        ("classes", pa.int64()),
-        ("collapsed", pa.bool_()),  # never left chance (runners.lra_train.collapse_reason)
-        ("collapse_reason", pa.string()),
-        ("overrides", pa.string()),  # JSON list of the --set items the run was given
-    ]
-)
+SCHEMA = schema.LRA
 INTERRUPTED_EXIT = 128 + signal.SIGTERM
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
 

@@ -19,39 +19,20 @@ import json
 import math
 import statistics
 
-import pyarrow as pa
 import torch
 from tqdm import tqdm
 
 import lra
+from results import schema
 from runners.cells import is_out_of_memory
 from runners.lra_config import config_hash
 from runners.lra_train import build_training, state_bytes, train_step
 from runners.meters import measure_memory, measure_time
 from runners.provenance import provenance
-from runners.results import PROVENANCE_FIELDS, PartWriter
+from runners.results import PartWriter
 from runners.sweep import Chain, available_memory_bytes
 
-SCHEMA = pa.schema(
-    [
-        *PROVENANCE_FIELDS,
-        ("measured_at", pa.string()),
-        ("task", pa.string()),
-        ("method", pa.string()),
-        ("method_options", pa.string()),
-        ("profile", pa.string()),
-        ("config_hash", pa.string()),
-        ("seq_len", pa.int64()),
-        ("batch", pa.int64()),
-        ("amp", pa.string()),
-        ("steps_per_s", pa.float64()),  # 1000 / time_ms
-        ("time_ms", pa.float64()),  # median of one training step
-        ("time_ms_min", pa.float64()),
-        ("time_ms_max", pa.float64()),
-        ("repeats", pa.int32()),
-        ("peak_mem_bytes", pa.int64()),
-    ]
-)
+SCHEMA = schema.LRA_EFFICIENCY
 
 
 def measure_training_step(cfg: dict, length: int, batch: int, device, min_time_s: float) -> dict:

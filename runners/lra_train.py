@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import torch
 from torch.nn import functional as F
 from tqdm import tqdm
@@ -38,25 +37,12 @@ from tqdm import tqdm
 from lra.data import TaskData
 from lra.models import ModelConfig, build_model
 from lra.registry import TaskInfo
+from results import schema
 from runners.distributed import SINGLE, Dist
 from runners.meters import cpu_allocation_peak, tensor_bytes
 from runners.results import PartWriter
 
-CURVE_SCHEMA = pa.schema(
-    [
-        ("task", pa.string()),
-        ("method", pa.string()),
-        ("seed", pa.int64()),
-        ("profile", pa.string()),
-        ("config_hash", pa.string()),
-        ("step", pa.int64()),
-        ("train_loss", pa.float64()),  # mean over the steps since the previous point
-        ("val_accuracy", pa.float64()),
-        ("lr", pa.float64()),
-        ("tokens_per_s", pa.float64()),  # training throughput since the previous point
-        ("train_seconds", pa.float64()),  # cumulative, evaluation excluded
-    ]
-)
+CURVE_SCHEMA = schema.LRA_CURVES
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Result tables: each run appends rows to its own parquet part, rewritten atomically.
 
-    writer = PartWriter(Path("results/sweep"), "sweep-20261123T1200-ab12cd", SWEEP_SCHEMA)
+    writer = PartWriter(Path("results/sweep"), "sweep-20261123T1200-ab12cd", schema.SWEEP)
     writer.append(row)            # on disk when this returns; a kill never leaves half a file
     table = read_results(Path("results/sweep"))   # the union of every part
 
@@ -15,27 +15,15 @@ import json
 import os
 import re
 import socket
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-# the columns every result row carries (DESIGN.md), filled from runners.provenance
-PROVENANCE_FIELDS = [
-    ("run_id", pa.string()),
-    ("started_at", pa.string()),
-    ("git_commit", pa.string()),
-    ("git_dirty", pa.bool_()),
-    ("device", pa.string()),
-    ("device_name", pa.string()),
-    ("torch_version", pa.string()),
-    ("threads", pa.int32()),
-    ("hostname", pa.string()),
-    ("allocator", pa.string()),  # glibc-thp | system (CPU), torch-cuda-caching
-    ("status", pa.string()),  # ok | oom | timeout | error | skipped
-    ("error", pa.string()),
-]
+from results import schema
+
 TMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.parquet\.tmp-(?P<host>[^-]+)-(?P<pid>\d+)$")
 
 
@@ -101,9 +89,10 @@ class PartWriter:
         write_table_atomic(self.rows, self.schema, self.path)
 
 
-def read_results(directory: Path) -> pd.DataFrame:
-    """Every row of every part in `directory` (empty frame if there are none)."""
-    parts = sorted(p for p in Path(directory).glob("*.parquet") if not p.name.startswith("."))
-    frames = [pd.read_parquet(p) for p in parts]
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+def read_results(directory: Path, table: pa.Schema | None = None) -> pd.DataFrame:
+    """Every row of every part in `directory` (empty frame if there are none); a part that is
+    not readable parquet is named on stderr and left out (`results.schema.read_table`)."""
+    rows, problems = schema.read_table(Path(directory), table=table)
+    for line in problems:
+        print(f"warning: {line}", file=sys.stderr)
+    return rows

@@ -24,44 +24,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 from tqdm import tqdm
 
 import attention_zoo as zoo
+from results import schema
 from runners import cpu_allocator
 from runners.cells import PASSES, Cell, Settings, measure_cell
 from runners.provenance import provenance, resolve_device
-from runners.results import PROVENANCE_FIELDS, PartWriter, read_results
+from runners.results import PartWriter, read_results
 from runners.sweep_args import build_parser, parse_lengths, parse_options, resolve
 
-SCHEMA = pa.schema(
-    [
-        *PROVENANCE_FIELDS,
-        ("measured_at", pa.string()),
-        ("method", pa.string()),
-        ("method_options", pa.string()),  # JSON of the resolved options
-        ("seq_len", pa.int64()),
-        ("batch", pa.int32()),
-        ("heads", pa.int32()),
-        ("head_dim", pa.int32()),
-        ("dtype", pa.string()),
-        ("pass", pa.string()),  # forward | forward_backward
-        ("time_ms", pa.float64()),  # median
-        ("time_ms_min", pa.float64()),
-        ("time_ms_max", pa.float64()),
-        ("repeats", pa.int32()),
-        ("warmup_ms", pa.float64()),
-        ("peak_mem_bytes", pa.int64()),
-        ("mem_before_bytes", pa.int64()),
-        ("flops", pa.float64()),  # the mechanism's declared count for one call (zoo.info)
-        ("achieved_tflops", pa.float64()),  # flops / median time, in 10^12 per second
-        ("backend", pa.string()),  # the kernel that ran, where a mechanism records it
-        ("min_time_s", pa.float64()),
-        ("cell_budget_s", pa.float64()),
-        ("seed", pa.int64()),
-        ("cell_key", pa.string()),  # hash of configuration + environment, for resume
-    ]
-)
+SCHEMA = schema.SWEEP
 
 
 # the error of a cell the time budget left untried: not a result, so a re-run measures it
@@ -233,20 +206,10 @@ def run_sweep(
 
 
 def curve_labels(rows: pd.DataFrame) -> list[str]:
-    """Per row, its method, plus the options that differ between that method's curves:
-    'lotformer[impl=fused]' where lotformer was swept with several impl values."""
-    options = [json.loads(o) for o in rows["method_options"]]
-    by_method: dict[str, list[dict]] = {}
-    for method, opts in zip(rows["method"], options, strict=True):
-        by_method.setdefault(method, []).append(opts)
-    varying = {
-        m: sorted({k for o in seen for k in o if o.get(k) != seen[0].get(k)})
-        for m, seen in by_method.items()
-    }
-    return [
-        m + ("[" + ",".join(f"{k}={o.get(k)}" for k in varying[m]) + "]" if varying[m] else "")
-        for m, o in zip(rows["method"], options, strict=True)
-    ]
+    """Per row, its configuration's name (`results.schema.curve_names`): 'lotformer
+    [impl=fused]' where lotformer was swept with several impl values."""
+    names = schema.curve_names(rows)
+    return [names[key] for key in zip(rows["method"], rows["method_options"], strict=True)]
 
 
 def summary(rows: pd.DataFrame) -> str:

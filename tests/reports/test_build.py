@@ -78,6 +78,24 @@ def test_an_empty_results_folder_is_a_message_not_a_traceback(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_broken_part_is_named_and_skipped_and_the_rest_is_built(results, tmp_path, capsys):
+    whole = build(results, tmp_path / "whole")
+    part = results / "sweep" / "sweep-part.parquet"
+    data = part.read_bytes()
+    (results / "sweep" / "copied.parquet").write_bytes(data[: len(data) // 3])  # truncated
+    old = pd.read_parquet(results / "lra" / "lra-part.parquet").drop(columns="majority_accuracy")
+    old.to_parquet(results / "lra" / "old.parquet")
+    capsys.readouterr()
+    assert build(results, tmp_path / "out") == whole
+    err = capsys.readouterr().err
+    assert f"{results / 'sweep' / 'copied.parquet'}: skipped, not readable parquet" in err
+    assert (
+        f"{results / 'lra' / 'old.parquet'}: skipped, it has no column 'majority_accuracy'" in err
+    )
+    for name in ("lra_accuracy_paper.csv", "leaderboard.html"):  # the same rows, the same bytes
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+
+
 class Rows(HTMLParser):
     """Method names of each table's first body, in page order: {table id: [name, ...]}."""
 

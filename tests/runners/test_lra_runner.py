@@ -22,6 +22,7 @@ from runners import lra_config
 from runners.lra_train import batch_indices, lr_factor
 from runners.results import read_results
 from tests.lra.test_text_retrieval import aan_row, write_aan
+from tests.results.contract import assert_fills_what_the_reports_read
 from tests.runners.tiny import lra_args
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,6 +79,8 @@ def test_rows_carry_accuracy_baseline_and_provenance(listops_dir, tmp_path):
     for column in ("run_id", "git_commit", "device", "torch_version", "method_options"):
         assert rows[column].notna().all()
     assert rows["accuracy"].between(0, 1).all() and rows["majority_accuracy"].between(0.1, 1).all()
+    assert_fills_what_the_reports_read(rows, "lra")
+    assert_fills_what_the_reports_read(read_results(tmp_path / "curves"), "lra_curves")
     assert (rows["examples"] == 24).all() and (rows["seq_len"] == 64).all()
     assert (rows["peak_mem_bytes"] > 0).all() and (rows["tokens_per_s"] > 0).all()
     assert '"cls_tokens": 0' in rows["method_options"].iloc[0]
@@ -236,6 +239,7 @@ def test_efficiency_mode_measures_steps_per_second_and_memory(tmp_path):
     rows = read_results(tmp_path).set_index(["method", "seq_len"])
     assert (rows["status"] == "ok").all() and (rows["steps_per_s"] > 0).all()
     assert (rows["batch"] == 2).all() and set(rows["task"]) == {"text"}
+    assert_fills_what_the_reports_read(rows.reset_index(), "lra_efficiency")
     softmax = rows.loc["softmax", "peak_mem_bytes"]
     assert softmax[128] > softmax[64]
 

@@ -29,6 +29,7 @@ from runners.sweep import (
     run_sweep,
     skip_reason,
 )
+from tests.results.contract import assert_fills_what_the_reports_read
 
 ROOT = Path(__file__).resolve().parents[2]
 DESIGN_COLUMNS = [
@@ -112,6 +113,7 @@ def test_rows_have_the_design_columns_and_types(tmp_path):
     table = read_results(tmp_path)
     assert len(table) == 8 and set(DESIGN_COLUMNS) <= set(table.columns)
     assert list(table.columns) == SCHEMA.names
+    assert_fills_what_the_reports_read(table, "sweep")
     assert (table["status"] == "ok").all()
     assert table["peak_mem_bytes"].dtype == "int64" and table["seq_len"].dtype == "int64"
     assert (table["time_ms_min"] <= table["time_ms"]).all()
@@ -285,8 +287,8 @@ def test_curves_of_one_method_are_labelled_by_the_options_that_differ():
         }
     )
     assert curve_labels(rows) == [
-        "lotformer[impl=fused]",
-        "lotformer[impl=reference]",
+        "lotformer [impl=fused]",
+        "lotformer [impl=reference]",
         "softmax",
         "performer",
     ]

@@ -39,7 +39,7 @@ quickstart: lra-smoke  ## fresh clone to results, offline, CPU: smoke data + tra
 	$(MAKE) --no-print-directory report
 	@echo "results: results/lra (final rows), results/lra_curves (learning curves), results/sweep; report: reports/out/leaderboard.html"
 
-# the mini profile's data (runners/profiles/mini.toml says why these sizes); the runner
+# the mini profile's data (runners/lra/profiles/mini.toml says why these sizes); the runner
 # refuses data generated with other parameters and names the command that remakes it
 $(MINI)/.generated: $(STAMP)
 	$(BIN)/python -m lra.data --data-dir $(MINI) generate listops --count 50000 --max-length 256 --seed 0

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from runners import cpu_allocator
+from runners.measure import allocator
 
 REPO = Path(__file__).resolve().parents[1]
 # the commit a copied tree came from, as the copier states it: it wins over what git says
@@ -71,5 +71,5 @@ def provenance(device: torch.device) -> dict[str, object]:
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
         "hostname": platform.node(),
-        "allocator": cpu_allocator.active() if device.type == "cpu" else "torch-cuda-caching",
+        "allocator": allocator.active() if device.type == "cpu" else "torch-cuda-caching",
     }

@@ -52,8 +52,8 @@ def test_lotformer_compiled_kernels_on_cuda_equal_the_eager_ones_with_gradients(
 
 
 def test_a_sweep_cell_on_cuda_is_timed_with_events_and_counts_its_flops(tmp_path):
-    from runners.cells import Cell, Settings
-    from runners.sweep import run_sweep
+    from runners.measure.cases import Cell, Settings
+    from runners.sweep.run import run_sweep
 
     s = Settings(batch=1, heads=4, head_dim=64, dtype="bf16", device=torch.device("cuda"))
     cells = [Cell("flash", (("use_flash_attn_package", True),), 2048, "forward_backward")]

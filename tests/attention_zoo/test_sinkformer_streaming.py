@@ -8,7 +8,7 @@ import torch
 
 import attention_zoo as zoo
 from attention_zoo.sinkhorn_stream import streaming_sinkhorn_attention
-from runners.meters import cpu_allocation_peak
+from runners.measure.meters import cpu_allocation_peak
 from tests.helpers import lengths_mask, make_qkv
 
 

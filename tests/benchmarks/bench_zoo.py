@@ -5,14 +5,14 @@
         --benchmark-json=now.json                   # pytest-benchmark's own table and JSON
     .venv/bin/pytest-benchmark compare results/bench/baseline-cpu.json now.json
 
-What is measured and how a run is judged: runners/bench.py.
+What is measured and how a run is judged: runners/bench/gate.py.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from runners import bench
+from runners.bench import gate as bench
 
 
 @pytest.mark.parametrize("case", bench.CASES, ids=lambda case: case.name)

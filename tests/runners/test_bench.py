@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import attention_zoo as zoo
-from runners import bench
+from runners.bench import gate as bench
+from runners.bench.cli import main as bench_main
 
 
 def report(**normalised_and_memory: tuple[float, int]) -> dict:
@@ -51,7 +52,7 @@ def test_a_benchmark_15x_slower_fails_naming_it(tmp_path, monkeypatch, capsys):
     # through the command: the table, the named failure, exit 1
     (tmp_path / "base.json").write_text(json.dumps(BASE))
     monkeypatch.setattr(bench, "run_benchmarks", lambda out, select: now)
-    assert bench.main(["check", "--baseline", str(tmp_path / "base.json")]) == 1
+    assert bench_main(["check", "--baseline", str(tmp_path / "base.json")]) == 1
     out = capsys.readouterr().out
     assert "FAILED: lotformer-forward_backward-4096 (1.50x slower)" in out
     assert "softmax-forward-1024" in out  # every benchmark is in the table
@@ -117,14 +118,14 @@ def test_a_baseline_from_another_device_kind_is_refused():
 
 
 def test_check_without_a_baseline_says_how_to_make_one(tmp_path, capsys):
-    assert bench.main(["check", "--baseline", str(tmp_path / "none.json")]) == 2
+    assert bench_main(["check", "--baseline", str(tmp_path / "none.json")]) == 2
     assert "make bench-baseline" in capsys.readouterr().err
 
 
 def test_the_gate_end_to_end_through_pytest_benchmark(tmp_path, capsys):
     base = tmp_path / "baseline.json"
     one = "softmax-forward-512"
-    assert bench.main(["baseline", "--baseline", str(base), "-k", one]) == 0
+    assert bench_main(["baseline", "--baseline", str(base), "-k", one]) == 0
     written = json.loads(base.read_text())
     (b,) = written["benchmarks"]  # pytest-benchmark's own JSON: its tools read it
     assert b["stats"]["median"] > 0 and "machine_info" in written
@@ -133,6 +134,6 @@ def test_the_gate_end_to_end_through_pytest_benchmark(tmp_path, capsys):
     b["extra_info"]["peak_mem_bytes"] = int(b["extra_info"]["peak_mem_bytes"] / 1.25)
     base.write_text(json.dumps(written))
     capsys.readouterr()
-    assert bench.main(["check", "--baseline", str(base), "-k", one]) == 1
+    assert bench_main(["check", "--baseline", str(base), "-k", one]) == 1
     out = capsys.readouterr().out
     assert f"FAILED: {one} (" in out and "x slower" in out and "25% more memory" in out

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from runners import lra as runner
-from runners.distributed import Dist, from_env
+from runners.lra import cli as runner
+from runners.lra.distributed import Dist, from_env
 from runners.results import read_results
 from tests.runners.tiny import lra_args
 

@@ -11,8 +11,8 @@ import time
 import pytest
 import torch
 
-from runners import gpu_check
-from runners.gpu_check import Check, Context, Stage
+from runners.gpu_check import cli as gpu_check
+from runners.gpu_check.cli import Check, Context, Stage
 
 
 def script(code: str):
@@ -161,7 +161,7 @@ def test_a_preparation_runs_from_the_start_and_its_stage_waits_for_it(tmp_path):
 def test_the_sweep_stage_flags_are_the_sweeps_own_and_leave_time_for_the_last_cell(
     tmp_path, allotted
 ):
-    from runners import sweep_args
+    from runners.sweep import args as sweep_args
 
     ctx = Context(tmp_path, tmp_path / "run", tmp_path / "data")
     args = sweep_args.resolve(
@@ -174,7 +174,7 @@ def test_the_sweep_stage_flags_are_the_sweeps_own_and_leave_time_for_the_last_ce
 
 
 def test_the_training_and_efficiency_flags_are_the_lra_runners_own(tmp_path):
-    from runners import lra
+    from runners.lra import cli as lra
 
     ctx = Context(tmp_path, tmp_path / "run", tmp_path / "data")
     for stage in ("efficiency", "training"):

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from runners import grid
+from runners.grid import cli as grid
+from runners.grid.plan import grid_folder, plan_lra
+from runners.grid.status import cell_states
 from runners.results import read_results
 from tests.runners.tiny import lra_args
 
@@ -30,7 +32,7 @@ def only_grid(jobs: Path) -> Path:
 
 
 def states(folder: Path) -> dict[str, tuple[str, str]]:
-    return {cell.id: (state, detail) for cell, state, detail in grid.cell_states(folder)[1]}
+    return {cell.id: (state, detail) for cell, state, detail in cell_states(folder)[1]}
 
 
 def record(folder: Path, cell: str) -> dict:
@@ -76,8 +78,8 @@ def test_a_local_grid_runs_each_cell_once_each_job_in_its_own_part(listops_dir, 
 
 def grid_folder_of(argv: list[str]) -> Path:
     args, rest = grid.build_parser().parse_known_args(argv)
-    cells, _ = grid.plan_lra(args, rest)
-    return grid.grid_folder(args.jobs_dir, "lra", cells)
+    cells, _ = plan_lra(args, rest)
+    return grid_folder(args.jobs_dir, "lra", cells)
 
 
 def test_status_tells_done_failed_and_pending_with_the_error(listops_dir, tmp_path, capsys):

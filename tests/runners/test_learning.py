@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from lra import listops
-from runners import lra as runner
+from runners.lra import cli as runner
 from runners.results import read_results
 
 # ListOps of 8 to 64 tokens: short enough for 400 steps in well under a minute on 2 cores,

@@ -5,7 +5,7 @@ import time
 import torch
 
 import attention_zoo as zoo
-from runners.meters import cpu_allocation_peak, measure_memory, measure_time, tensor_bytes
+from runners.measure.meters import cpu_allocation_peak, measure_memory, measure_time, tensor_bytes
 
 CPU = torch.device("cpu")
 

@@ -16,19 +16,13 @@ import torch
 import attention_zoo as zoo
 from attention_zoo.registry import _REGISTRY
 from attention_zoo.softmax import Softmax
-from runners import cpu_allocator
-from runners.cells import Cell, Settings, is_out_of_memory
+from runners.measure import allocator
+from runners.measure.cases import Cell, Settings, is_out_of_memory
+from runners.measure.loop import Chain
 from runners.results import read_results
-from runners.sweep import (
-    SCHEMA,
-    Chain,
-    curve_labels,
-    main,
-    parse_lengths,
-    parse_options,
-    run_sweep,
-    skip_reason,
-)
+from runners.sweep.args import parse_lengths, parse_options
+from runners.sweep.cli import main
+from runners.sweep.run import SCHEMA, curve_labels, run_sweep, skip_reason
 from tests.results.contract import assert_fills_what_the_reports_read
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,7 +114,7 @@ def test_rows_have_the_design_columns_and_types(tmp_path):
     assert (table["time_ms"] <= table["time_ms_max"]).all()
     assert (table["peak_mem_bytes"] >= table["mem_before_bytes"]).all()
     assert table["git_commit"].str.fullmatch(r"[0-9a-f]{40}|unknown").all()
-    assert (table["allocator"] == cpu_allocator.active()).all()  # what this process runs with
+    assert (table["allocator"] == allocator.active()).all()  # what this process runs with
     lot = table[table.method == "lotformer"].iloc[0]
     assert json.loads(lot["method_options"]) == zoo.info("lotformer").defaults
     fb = table[(table.method == "softmax") & (table["pass"] == "forward_backward")]
@@ -269,7 +263,7 @@ def test_a_killed_sweep_resumes_without_duplicate_or_missing_cells(tmp_path):
     cells_seen = list(zip(table.method, table.seq_len, strict=True))
     assert len(cells_seen) == len(set(cells_seen)) == 12
     # the command line's CPU default
-    expected = "system" if cpu_allocator.thp_unavailable() else "glibc-thp"
+    expected = "system" if allocator.thp_unavailable() else "glibc-thp"
     assert (table["allocator"] == expected).all()
     assert not list(out.glob(".*tmp*"))
 

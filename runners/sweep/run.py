@@ -1,14 +1,10 @@
-"""Scaling sweep: wall-clock and peak memory of attention mechanisms against sequence length.
+"""The sweep's cells measured in order, each a row the moment it is measured; resumable.
 
-    python -m runners.sweep --preset cpu                      # a few minutes on a 2-core laptop
-    python -m runners.sweep --preset paper                    # the published GPU setup
-    python -m runners.sweep --methods softmax,flash,performer,sinkformer,lotformer \\
-        --lengths 512:131072 --batch 1 --heads 16 --head-dim 64 --dtype bf16 \\
-        --passes forward,forward_backward --option lotformer.r=32 --out results/sweep
+    rows, new = run_sweep(cells, settings, Path("results/sweep"))   # (every row, rows added)
 
-Every cell (method x length x pass) becomes one row of `<out>/sweep-<time>-<run>.parquet`,
-written as soon as it is measured. Re-running the same sweep resumes: cells already in
-`<out>` for the same configuration and environment are not measured again.
+A cell already in the output for the same configuration and environment (`cell_key`) is
+not measured again; one predicted to exceed its time or memory budget is recorded as
+skipped (`skip_reason`). The command line is `runners.sweep.cli`.
 """
 
 from __future__ import annotations
@@ -17,10 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import math
-import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -28,40 +21,16 @@ from tqdm import tqdm
 
 import attention_zoo as zoo
 from results import schema
-from runners import cpu_allocator
-from runners.cells import PASSES, Cell, Settings, measure_cell
-from runners.provenance import provenance, resolve_device
+from runners.measure.cases import Cell, Settings, measure_cell
+from runners.measure.loop import Chain
+from runners.provenance import provenance
 from runners.results import PartWriter, read_results
-from runners.sweep_args import build_parser, parse_lengths, parse_options, resolve
 
 SCHEMA = schema.SWEEP
 
 
 # the error of a cell the time budget left untried: not a result, so a re-run measures it
 OUT_OF_TIME = "not tried: the sweep's time budget"
-
-
-@dataclass
-class Chain:
-    """One curve (method, options, pass) as it is swept upwards in length."""
-
-    points: list[tuple[int, float, int]] = field(default_factory=list)  # (N, ms, bytes) of ok cells
-    failure: str | None = None  # "oom at N=..." once a cell failed
-    min_slope: float = 1.0  # the log-log slope of time never assumed flatter than this
-
-    def predict(self, n: int, column: int) -> float | None:
-        """Extrapolate time (column 1) or memory (column 2) to length n along the log-log line
-        through the last two points, never flatter than linear (time: than `min_slope`, 2
-        for a quadratic mechanism, whose short lengths on a GPU are launch-bound and flat)."""
-        if len(self.points) < 2:
-            return None
-        (n0, *a), (n1, *b) = self.points[-2:]
-        y0, y1 = a[column - 1], b[column - 1]
-        if n1 <= n0 or y0 <= 0 or y1 <= 0:
-            return None
-        floor = self.min_slope if column == 1 else 1.0
-        slope = max(floor, math.log(y1 / y0) / math.log(n1 / n0))
-        return y1 * (n / n1) ** slope
 
 
 def skip_reason(
@@ -111,17 +80,6 @@ def cell_key(cell: Cell, s: Settings, env: dict[str, object]) -> str:
         },
     }
     return hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def available_memory_bytes() -> float:
-    """MemAvailable from /proc/meminfo (inf where unknown)."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return float(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return math.inf
 
 
 def run_sweep(
@@ -227,81 +185,3 @@ def summary(rows: pd.DataFrame) -> str:
         index=["curve", "pass"], columns="seq_len", values="value", aggfunc="first"
     )
     return table.fillna("").to_string()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = resolve(parser.parse_args(argv))
-    try:
-        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-        for m in methods:
-            zoo.info(m)  # raises with the list of known names
-        passes = [x.strip() for x in args.passes.split(",")]
-        if unknown := set(passes) - set(PASSES):
-            raise ValueError(
-                f"--passes: unknown {sorted(unknown)}; expected some of {list(PASSES)}"
-            )
-        lengths = parse_lengths(args.lengths)
-        options = parse_options(args.options, methods)
-        device = resolve_device(args.device)
-        relaunch = (
-            cpu_allocator.environment_for(args.cpu_allocator) if device.type == "cpu" else None
-        )
-        for flag in ("batch", "heads", "head_dim", "min_repeats", "max_repeats"):
-            if getattr(args, flag) < 1:
-                raise ValueError(f"--{flag.replace('_', '-')} must be >= 1")
-        if args.time_budget is not None and not args.time_budget > 0:
-            raise ValueError(f"--time-budget must be > 0 seconds, got {args.time_budget}")
-    except ValueError as exc:
-        parser.error(str(exc))
-    if argv is None:  # a command line, not a call from Python
-        cpu_allocator.reexec("runners.sweep", relaunch)
-    settings = Settings(
-        batch=args.batch,
-        heads=args.heads,
-        head_dim=args.head_dim,
-        dtype=args.dtype,
-        device=device,
-        min_time_s=args.min_time,
-        min_repeats=args.min_repeats,
-        max_repeats=args.max_repeats,
-        cell_budget_s=args.cell_budget,
-        seed=args.seed,
-    )
-    cells = [
-        Cell(m, tuple(sorted({**zoo.info(m).defaults, **chosen}.items())), n, pass_)
-        for n in lengths  # lengths outermost: mechanisms are measured side by side in time
-        for m in methods
-        for chosen in options[m]  # one curve per combination of the option values given
-        for pass_ in passes
-    ]
-    if args.memory_budget_gib is not None:
-        memory_budget = args.memory_budget_gib * 2**30
-    else:
-        memory_budget = 0.8 * available_memory_bytes() if device.type == "cpu" else math.inf
-    curves = len({(c.method, c.options) for c in cells})
-    print(
-        f"sweep: {len(cells)} cells ({curves} curves x {len(lengths)} lengths x "
-        f"{len(passes)} passes) on {device} [{settings.dtype}, B={settings.batch}, "
-        f"H={settings.heads}, D={settings.head_dim}] -> {args.out}",
-        file=sys.stderr,
-    )
-    rows, new = run_sweep(
-        cells,
-        settings,
-        args.out,
-        force=args.force,
-        retry_failed=args.retry_failed,
-        after_failure=not args.try_after_failure,
-        memory_budget=memory_budget,
-        progress=not args.quiet,
-        time_budget_s=args.time_budget,
-    )
-    print("median ms per call (or the status) by length:")
-    print(summary(rows))
-    print(f"\n{new} new rows, {len(rows) - new} already measured, in {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,7 +9,7 @@ weights and the optimizer: a run stopped and resumed on the same machine gives t
 numbers as one that never stopped. The best-validation weights are kept (in memory and in
 the checkpoint) and the test split is evaluated with them.
 
-Under torchrun (`dist`, runners.distributed) every rank trains on its shard of the same
+Under torchrun (`dist`, runners.lra.distributed) every rank trains on its shard of the same
 global batch through DistributedDataParallel and evaluates a shard of each split; the
 counts and the logged loss are summed over ranks, the ranks agree on stopping, and only
 rank 0 writes the curve, the checkpoints (holding every rank's random state) and the
@@ -23,6 +23,7 @@ import copy
 import hashlib
 import math
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -38,11 +39,14 @@ from lra.data import TaskData
 from lra.models import ModelConfig, build_model
 from lra.registry import TaskInfo
 from results import schema
-from runners.distributed import SINGLE, Dist
-from runners.meters import cpu_allocation_peak, tensor_bytes
+from runners.lra.distributed import SINGLE, Dist
+from runners.measure.meters import cpu_allocation_peak, tensor_bytes
 from runners.results import PartWriter
 
 CURVE_SCHEMA = schema.LRA_CURVES
+# a run stopped by a signal checkpoints and exits with this (128 + SIGTERM, as a shell reports)
+INTERRUPTED_EXIT = 128 + signal.SIGTERM
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)  # SLURM warns with SIGUSR2
 
 
 @dataclass(frozen=True)
@@ -259,7 +263,7 @@ def train_step(
 ) -> torch.Tensor:
     """One optimizer step on a batch (autocast and gradient clipping as `cfg` says); returns
     the batch's summed loss. The gradient is that of the summed loss x `scale` (default
-    1 / batch, the mean; runners.distributed says why a shard uses world / global batch)."""
+    1 / batch, the mean; runners.lra.distributed says why a shard uses world / global batch)."""
     with autocast_for(device, cfg["train"]["amp"]):
         loss = F.cross_entropy(model(x, x2).float(), y, reduction="sum")
     optimizer.zero_grad(set_to_none=True)

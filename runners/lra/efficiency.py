@@ -24,13 +24,13 @@ from tqdm import tqdm
 
 import lra
 from results import schema
-from runners.cells import is_out_of_memory
-from runners.lra_config import config_hash
-from runners.lra_train import build_training, state_bytes, train_step
-from runners.meters import measure_memory, measure_time
+from runners.lra.config import config_hash
+from runners.lra.train import build_training, state_bytes, train_step
+from runners.measure.cases import is_out_of_memory
+from runners.measure.loop import Chain, available_memory_bytes
+from runners.measure.meters import measure_memory, measure_time
 from runners.provenance import provenance
 from runners.results import PartWriter
-from runners.sweep import Chain, available_memory_bytes
 
 SCHEMA = schema.LRA_EFFICIENCY
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 import attention_zoo as zoo
-from runners.meters import measure_memory, measure_time, tensor_bytes
+from runners.measure.meters import measure_memory, measure_time, tensor_bytes
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 PASSES = ("forward", "forward_backward")

@@ -11,7 +11,7 @@ minimum is left. A failed stage is recorded (its last error line) and the next o
 SIGTERM/SIGINT (`Check.interrupt`) stops the running stage's process group: it is recorded
 as cut and the later ones as skipped. After every change `<run_dir>/summary.json` and
 `summary.md` are rewritten atomically, and the bundle, if asked for, re-packed. Used by
-the GPU check (runners/gpu_check.py).
+the GPU check (runners/gpu_check/cli.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What the GPU check records about the machine and the kernels that ran on it.
 
-    python -m runners.gpu_probe kernels.json   # flash, streaming sinkformer, lotformer's
+    python -m runners.gpu_check.probe kernels.json   # flash, streaming sinkformer, lotformer's
                                                # compiled solver: the kernels each ran
     facts = device_facts()                     # device, driver, versions, commit
 
@@ -125,5 +125,5 @@ def probe_backends(path: Path) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m runners.gpu_probe KERNELS.json")
+        sys.exit("usage: python -m runners.gpu_check.probe KERNELS.json")
     sys.exit(probe_backends(Path(sys.argv[1])))

@@ -1,25 +1,11 @@
-"""LRA training: every (task, attention, seed) trained, validated and tested, rows to parquet.
+"""A set of LRA runs planned from a profile, trained one after another, each ending in rows.
 
-    python -m runners.lra --task listops --method lotformer --profile paper --seeds 0,1,2
-    python -m runners.lra --task all --method all --profile paper --seeds 0,1,2   # make lra-all
-    python -m runners.lra --task listops,pathfinder --method all --profile smoke \\
-        --data-dir data/smoke                                                     # quickstart
-    python -m runners.lra --task listops --method softmax --set train.steps=2000 --set optim.lr=5e-4
-    python -m runners.lra --efficiency --method all    # LRA's efficiency table (text, 1K-4K)
-    python -m runners.lra --task image --method all --dry-run   # the resolved configs only
+    runs, profile = plan(args)          # (task, method, seed) x the profile's resolved config
+    train_all(args, runs, profile, existing, finished(existing), data_dir, device, dist, parser)
 
-Each run keeps its best-validation weights and reports the test accuracy of those (the
-original JAX code tested the last checkpoint). Final rows go to `<out>/lra-*.parquet`
-(split val and test), learning curves to `results/lra_curves/`, the resolved configuration
-to `<out>/configs/<config_hash>.json`. Runs checkpoint at every validation and on
-SIGTERM/SIGINT/SIGUSR2 (SLURM's warning before a time limit or preemption); the same
-command resumes them, and skips every (task, method, seed, config) already finished.
-
-    torchrun --nproc_per_node=4 -m runners.lra --task text --method performer --seeds 0
-
-trains each run across 4 processes (one GPU each; gloo on CPU) with DistributedDataParallel:
-the global batch stays the profile's, rank 0 alone writes rows, curves and checkpoints,
-evaluation is summed over the ranks, and resume works as in one process.
+Each run's `val` and `test` rows (`result_rows`) go to one parquet part per process;
+finished runs (same task, method, seed and config hash) are skipped, an interrupted one
+resumes from its checkpoint. The command line is `runners.lra.cli`.
 """
 
 from __future__ import annotations
@@ -37,12 +23,14 @@ import pandas as pd
 import attention_zoo as zoo
 import lra
 from lra import generators
-from lra.data import load, resolve_data_dir
+from lra.data import load
 from lra.registry import SPLITS, BadData, MissingData
 from results import schema
-from runners import cpu_allocator, distributed, lra_config
-from runners.lra_efficiency import run_efficiency
-from runners.lra_train import (
+from runners.arguments import parse_names
+from runners.lra import config as lra_config
+from runners.lra.train import (
+    INTERRUPTED_EXIT,
+    STOP_SIGNALS,
     Run,
     StopFlag,
     checkpoint_path,
@@ -52,101 +40,10 @@ from runners.lra_train import (
     majority_accuracy,
     train,
 )
-from runners.provenance import provenance, resolve_device
-from runners.results import PartWriter, read_results, write_json_atomic
+from runners.provenance import provenance
+from runners.results import PartWriter, write_json_atomic
 
 SCHEMA = schema.LRA
-INTERRUPTED_EXIT = 128 + signal.SIGTERM
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
-
-
-def parse_names(text: str, known: list[str], what: str) -> list[str]:
-    if text == "all":
-        return list(known)
-    names = [x.strip() for x in text.split(",") if x.strip()]
-    unknown = [n for n in names if n not in known]
-    if unknown or not names:
-        raise ValueError(
-            f"--{what}: unknown {unknown or text!r}; expected 'all' or some of {known}"
-        )
-    return names
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m runners.lra",
-        description="Train and evaluate LRA models for every (task, attention, seed): final "
-        "rows to parquet, learning curves beside them, checkpoints; the same command resumes.",
-        epilog=f"profiles: {', '.join(lra_config.profile_names())} (runners/profiles/*.toml). "
-        f"Keys for --set: {', '.join([*lra_config.SPEC, *lra_config.DATA_SPEC])}, "
-        "methods.METHOD.OPTION, "
-        "tasks.TASK.SECTION.KEY.",
-    )
-    p.add_argument("--task", default="all", help=f"comma list of {lra.names()} or all")
-    p.add_argument("--method", default="all", help=f"comma list of {zoo.names()} or all")
-    p.add_argument("--seeds", default="0", help="comma list of seeds (default 0)")
-    p.add_argument("--profile", default="paper", help="profile name or .toml path (paper)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a profile value, e.g. train.steps=100 (repeatable)",
-    )
-    p.add_argument("--data-dir", help="LRA data directory (default $LRA_DATA_DIR, else ./data)")
-    p.add_argument("--device", default="auto", help="auto (cuda if present), cpu or cuda")
-    p.add_argument("--out", type=Path, default=Path("results/lra"), help="final rows (results/lra)")
-    p.add_argument(
-        "--curves",
-        type=Path,
-        default=Path("results/lra_curves"),
-        help="learning curves (results/lra_curves)",
-    )
-    p.add_argument(
-        "--checkpoints",
-        type=Path,
-        default=Path("checkpoints/lra"),
-        help="checkpoints and best weights (checkpoints/lra)",
-    )
-    p.add_argument("--force", action="store_true", help="train runs already finished again")
-    p.add_argument(
-        "--stop-after-steps",
-        type=int,
-        metavar="N",
-        help="train at most N steps per run in this process, checkpoint and stop "
-        "(time-sliced jobs); the same command resumes",
-    )
-    p.add_argument("--dry-run", action="store_true", help="print the resolved runs; train none")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument(
-        "--cpu-allocator",
-        choices=cpu_allocator.MODES,
-        default="auto",
-        help="on CPU: thp runs with glibc's malloc on transparent huge pages (the runner "
-        "re-executes itself with GLIBC_TUNABLES=glibc.malloc.hugetlb=1), which cuts the time "
-        "a training step spends faulting in fresh pages; system: malloc as it is; auto "
-        "(default): thp where glibc >= 2.35 and the kernel allow it. Recorded in the rows' "
-        "allocator column",
-    )
-    eff = p.add_argument_group("efficiency mode (LRA's efficiency table)")
-    eff.add_argument(
-        "--efficiency",
-        action="store_true",
-        help="training steps/s and peak memory of each method on the text task's model",
-    )
-    eff.add_argument(
-        "--lengths", default="1024,2048,3072,4096", help="comma list (1024,2048,3072,4096)"
-    )
-    eff.add_argument("--batch", type=int, default=32, help="batch size (32, as LRA)")
-    eff.add_argument("--min-time", type=float, default=2.0, help="seconds of timed steps (2)")
-    eff.add_argument(
-        "--efficiency-out",
-        type=Path,
-        default=Path("results/lra_efficiency"),
-        help="rows (results/lra_efficiency)",
-    )
-    return p
 
 
 def plan(args: argparse.Namespace) -> tuple[list[Run], dict]:
@@ -268,60 +165,6 @@ def summary(rows: pd.DataFrame) -> str:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        device = resolve_device(args.device)
-        if args.efficiency:
-            methods = parse_names(args.method, zoo.names(), "method")
-            try:
-                lengths = sorted({int(x) for x in args.lengths.split(",")})
-            except ValueError:
-                raise ValueError(
-                    f"--lengths must be a comma list of integers, got {args.lengths!r}"
-                ) from None
-            if lengths[0] < 1 or args.batch < 1:
-                raise ValueError("--lengths and --batch must be >= 1")
-            profile = lra_config.load_profile(args.profile)
-            cfgs = {m: lra_config.resolve(profile, "text", m, args.overrides) for m in methods}
-        else:
-            runs, profile = plan(args)
-        if args.stop_after_steps is not None and args.stop_after_steps < 1:
-            raise ValueError("--stop-after-steps must be >= 1")
-        relaunch = (
-            cpu_allocator.environment_for(args.cpu_allocator) if device.type == "cpu" else None
-        )
-    except ValueError as exc:  # ConfigError included: before any training
-        parser.error(str(exc))
-    if argv is None:  # a command line, not a call from Python
-        cpu_allocator.reexec("runners.lra", relaunch)
-    if args.efficiency:
-        if distributed.from_env().world > 1:
-            parser.error("--efficiency measures one process; run it without torchrun")
-        return run_efficiency(cfgs, lengths, args.batch, device, args, progress=not args.quiet)
-    data_dir = resolve_data_dir(args.data_dir)
-    existing = read_results(args.out)
-    done = set() if args.force else finished(existing)
-    if args.dry_run:
-        for run in runs:
-            state = (
-                "finished"
-                if (run.task, run.method, run.seed, run.config_hash) in done
-                else ("resumes" if checkpoint_path(args.checkpoints, run).is_file() else "to train")
-            )
-            print(f"{run.name}: {state}\n  {json.dumps(run.cfg, sort_keys=True)}")
-        return 0
-    try:
-        dist, device = distributed.setup(device)
-    except ValueError as exc:
-        parser.error(str(exc))
-    try:
-        return train_all(args, runs, profile, existing, done, data_dir, device, dist, parser)
-    finally:
-        distributed.teardown(dist)
-
-
 def train_all(args, runs, profile, existing, done, data_dir, device, dist, parser) -> int:
     """Train every run of `runs` not in `done`; rows, the summary and messages on rank 0."""
 
@@ -410,7 +253,3 @@ def train_all(args, runs, profile, existing, done, data_dir, device, dist, parse
                 print(f"  {task}: {why}")
     explicit = args.task != "all"
     return 1 if failed or (missing and explicit) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

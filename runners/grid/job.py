@@ -2,7 +2,7 @@
 
 The cell's runner (`runners.lra` or `runners.sweep`) runs in a child process; its state
 (submitted, running, requeued, done, failed, interrupted; with the error) is kept in the
-cell's JSON record, which `runners.grid_status` reads. SIGUSR2/SIGTERM/SIGINT reach the
+cell's JSON record, which `runners.grid.status` reads. SIGUSR2/SIGTERM/SIGINT reach the
 runner; after a SIGUSR2 (SLURM's warning before preemption or the time limit) submitit's
 own handler requeues this job, which resumes from the runner's checkpoint.
 """
@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runners.lra import INTERRUPTED_EXIT
+from runners.lra.train import INTERRUPTED_EXIT
 from runners.results import write_json_atomic
 
 TAIL_LINES = 2  # of a failed job's stderr, kept as its error

@@ -39,8 +39,8 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from runners.gpu_check.stages import CUT_EXIT, Check, Context, Stage, shares
 from runners.provenance import COMMIT_VARIABLE
-from runners.stages import CUT_EXIT, Check, Context, Stage, shares
 
 __all__ = ["CUT_EXIT", "STAGES", "Check", "Context", "Stage", "main", "sweep_arguments"]
 
@@ -66,7 +66,7 @@ def _cuda_tests(ctx: Context, allotted: float) -> list[list[str]]:
             "tests/attention_zoo/test_cuda.py",
             f"--junitxml={ctx.run_dir / 'cuda-tests.xml'}",
         ),
-        ctx.module("runners.gpu_probe", str(ctx.run_dir / "backends.json")),
+        ctx.module("runners.gpu_check.probe", str(ctx.run_dir / "backends.json")),
     ]
 
 
@@ -307,8 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return NO_CUDA_EXIT
-    from runners.bench import device_kind
-    from runners.gpu_probe import device_facts
+    from runners.bench.gate import device_kind
+    from runners.gpu_check.probe import device_facts
 
     run_dir.mkdir(parents=True, exist_ok=True)
     data_dir = Path(tempfile.mkdtemp(prefix="gpu-check-data-"))
@@ -326,7 +326,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check.run()
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)  # generated data and checkpoints
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Meters: wall-clock time and peak tensor memory of one call, on CPU and CUDA.
 
-    from runners.meters import measure_time, measure_memory
+    from runners.measure.meters import measure_time, measure_memory
     times_ms = measure_time(fn, device, min_time_s=1.0, min_repeats=3)   # fn already warmed up
     peak = measure_memory(fn, device, before_bytes=...)                  # MemoryReading
 

@@ -1,6 +1,6 @@
 """The sweep's command line: presets, built-in defaults and the parsing of its flags.
 
-from runners.sweep_args import build_parser, resolve
+from runners.sweep.args import build_parser, resolve
 args = resolve(build_parser().parse_args(["--preset", "cpu"]))
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 import attention_zoo as zoo
-from runners.cells import DTYPES, PASSES
-from runners.cpu_allocator import MODES
+from runners.measure.allocator import MODES
+from runners.measure.cases import DTYPES, PASSES
 
 DEFAULTS = {
     "methods": ",".join(zoo.names()),

@@ -23,7 +23,6 @@ The baseline is a pytest-benchmark JSON (so `pytest-benchmark compare` reads it 
 
 from __future__ import annotations
 
-import argparse
 import copy
 import gc
 import json
@@ -36,17 +35,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from runners import cpu_allocator
-from runners.cells import Cell, Settings, workload
-from runners.meters import measure_memory
+from runners.measure import allocator
+from runners.measure.cases import Cell, Settings, workload
+from runners.measure.meters import measure_memory
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BENCH_FILE = REPO / "tests" / "benchmarks" / "bench_zoo.py"
 BASELINES = REPO / "results" / "bench"
 
@@ -308,7 +307,7 @@ def run_benchmarks(json_out: Path, select: str | None = None) -> dict:
     """Run the benchmark file under pytest-benchmark in a fresh process; its JSON report."""
     env = dict(os.environ)
     if current_device().type == "cpu":  # the sweep's allocator: large blocks fault in 2 MiB
-        env = cpu_allocator.environment_for("auto") or env
+        env = allocator.environment_for("auto") or env
     cmd = [
         sys.executable,
         "-m",
@@ -385,53 +384,3 @@ def check(baseline: Path, select: str | None, threshold: float, keep: Path | Non
         return 1
     print("bench: passed")
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m runners.bench",
-        description="CI gate on speed and memory: run the benchmarks and compare them with a "
-        "committed baseline (check), or write that baseline (baseline).",
-    )
-    parser.add_argument("command", choices=["check", "baseline"])
-    parser.add_argument(
-        "--baseline",
-        type=Path,
-        default=None,
-        help="baseline JSON (default: results/bench/baseline-<device kind>.json)",
-    )
-    parser.add_argument("--json", type=Path, help="also keep this run's pytest-benchmark JSON")
-    parser.add_argument("-k", dest="select", help="only benchmarks matching this pytest -k")
-    parser.add_argument(
-        "--runs",
-        type=int,
-        default=3,
-        help="baseline: runs whose per-benchmark median is stored (3; each ~2.5 min on CPU)",
-    )
-    parser.add_argument(
-        "--speed-threshold",
-        type=float,
-        default=SPEED_THRESHOLD,
-        help=f"fail when now/baseline normalised time exceeds this ({SPEED_THRESHOLD})",
-    )
-    args = parser.parse_args(argv)
-    baseline_path = args.baseline or default_baseline()
-    if args.command == "check" and not baseline_path.is_file():
-        print(
-            f"bench: no baseline at {baseline_path}: make one on this device kind with "
-            "`make bench-baseline` (and commit it on its own)",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        if args.command == "baseline":
-            write_baseline(baseline_path, args.select, args.runs)
-            return 0
-        return check(baseline_path, args.select, args.speed_threshold, args.json)
-    except GateError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

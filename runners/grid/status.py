@@ -1,7 +1,7 @@
 """The state of each cell of a grid: done, running, failed or pending, and why.
 
 Read from the results (an LRA cell is done when its test row is there), the job records
-`<grid>/cells/<cell>.json` written by `runners.grid_job`, SLURM's `sacct` for SLURM jobs
+`<grid>/cells/<cell>.json` written by `runners.grid.job`, SLURM's `sacct` for SLURM jobs
 and the process table for jobs of this host.
 """
 
@@ -14,7 +14,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from runners.grid_job import Cell
+from runners.grid.job import Cell
 from runners.results import pid_alive, read_results
 
 LIVE_SLURM = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING",

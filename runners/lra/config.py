@@ -1,4 +1,4 @@
-"""LRA training profiles: TOML files in runners/profiles/, layered, overridden, checked.
+"""LRA training profiles: TOML files in runners/lra/profiles/, layered, overridden, checked.
 
     profile = load_profile("paper")                      # or a path to a .toml file
     cfg = resolve(profile, "listops", "lotformer", ["train.steps=100"])
@@ -88,7 +88,7 @@ DATA_SPEC: dict[str, tuple[Callable[[object], bool], str]] = {
 
 
 def profile_names() -> list[str]:
-    """The profiles shipped in runners/profiles/."""
+    """The profiles shipped in runners/lra/profiles/."""
     return sorted(p.stem for p in PROFILES.glob("*.toml"))
 
 
@@ -103,7 +103,7 @@ def _merge(base: dict, top: dict) -> dict:
 
 
 def load_profile(name_or_path: str | Path, _seen: tuple = ()) -> dict:
-    """A profile by name (runners/profiles/<name>.toml) or path, its `include` merged in."""
+    """A profile by name (runners/lra/profiles/<name>.toml) or path, its `include` merged in."""
     path = Path(name_or_path)
     if path.suffix != ".toml":
         path = PROFILES / f"{name_or_path}.toml"

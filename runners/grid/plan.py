@@ -1,0 +1,85 @@
+"""A grid's cells: one per (task, method, seed) of `runners.lra`, or per (method, partition)
+of `runners.sweep`, each with the runner command its job runs.
+
+    cells, where = plan_lra(args, ["--profile", "paper"])   # the runner's parser checks `rest`
+    folder = grid_folder(Path("jobs"), "lra", cells)         # the same cells, the same folder
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import attention_zoo as zoo
+from runners.arguments import parse_names
+from runners.grid.job import Cell
+from runners.lra import args as lra_args
+from runners.lra.runs import plan
+from runners.sweep import args as sweep_args
+
+
+def plan_lra(args: argparse.Namespace, rest: list[str]) -> tuple[list[Cell], dict]:
+    """One cell per (task, method, seed); the runner's own parser checks `rest`."""
+    for flag in ("--task", "--method", "--seeds", "--efficiency", "--dry-run"):
+        if any(a == flag or a.startswith(flag + "=") for a in rest):
+            raise ValueError(f"{flag} is the grid's to set (use --tasks, --methods, --seeds)")
+    ns = _parse(
+        lra_args.build_parser(),
+        ["--task", args.tasks, "--method", args.methods, "--seeds", args.seeds, *rest],
+    )
+    runs, _ = plan(ns)
+    cells = [
+        Cell(
+            id=f"{r.task}-{r.method}-s{r.seed}",
+            module="runners.lra",
+            argv=["--task", r.task, "--method", r.method, "--seeds", str(r.seed), *rest],
+            label=[r.task, r.method, f"s{r.seed}"],
+            run_name=r.name,
+            key=[r.task, r.method, r.seed, r.config_hash],
+            steps=r.cfg["train"]["steps"],
+        )
+        for r in runs
+    ]
+    where = {k: str(Path(v).resolve()) for k, v in (("results", ns.out), ("curves", ns.curves))}
+    return cells, where
+
+
+def plan_sweep(args: argparse.Namespace, rest: list[str]) -> tuple[list[Cell], dict]:
+    """One cell per (method, partition): each GPU kind measures every method."""
+    if any(a == "--methods" or a.startswith("--methods=") for a in rest):
+        raise ValueError("--methods is the grid's to set")
+    methods = parse_names(args.methods, zoo.names(), "methods")
+    ns = sweep_args.resolve(
+        _parse(sweep_args.build_parser(), ["--methods", ",".join(methods), *rest])
+    )
+    partitions = [p for p in (args.slurm_partition or "").split(",") if p] or [""]
+    cells = [
+        Cell(
+            id=f"{m}-{p}" if p else m,
+            module="runners.sweep",
+            argv=["--methods", m, *rest],
+            label=[m, p or "-"],
+            partition=p,
+        )
+        for m in methods
+        for p in partitions
+    ]
+    return cells, {"results": str(Path(ns.out).resolve())}
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse with a runner's parser; its errors become ValueError (not an exit)."""
+
+    def error(message: str):
+        raise ValueError(f"{parser.prog}: {message}")
+
+    parser.error = error  # type: ignore[method-assign]
+    return parser.parse_args(argv)
+
+
+def grid_folder(jobs: Path, kind: str, cells: list[Cell]) -> Path:
+    """`<jobs>/<kind>-<hash>`: the same grid command always maps to the same folder."""
+    text = json.dumps([[c.id, c.argv, c.partition] for c in cells], sort_keys=True)
+    return jobs / f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"

@@ -1,0 +1,6 @@
+"""LRA training (`python -m runners.lra`): every (task, mechanism, seed) trained, validated
+and tested, with its rows, curves and checkpoints.
+
+`cli`: the command; `args`: its flags; `runs`: planning and running a set of runs;
+`config`: the TOML profiles (`profiles/`); `train`: one run's training loop, resume and
+evaluation; `efficiency`: LRA's steps/s and memory table; `distributed`: torchrun ranks."""

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import attention_zoo as zoo
 import lra
-from runners.grid.launch import jobs_to_submit, run_local, submit, wait
+from runners.grid.launch import Slurm, jobs_to_submit, run_local, submit, wait
 from runners.grid.plan import grid_folder, plan_lra, plan_sweep
 from runners.grid.status import status_text
 from runners.lra.train import INTERRUPTED_EXIT
@@ -153,7 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError("--workers must be >= 1 and --gpus-per-job >= 0")
         if args.kind == "sweep" and args.gpus_per_job > 1:
             raise ValueError("a sweep job measures on one GPU: use --gpus-per-job 1")
-        cells, where = (plan_lra if args.kind == "lra" else plan_sweep)(args, rest)
+        if args.kind == "lra":
+            cells, where = plan_lra(args.tasks, args.methods, args.seeds, rest)
+        else:
+            cells, where = plan_sweep(args.methods, args.slurm_partition, rest)
     except ValueError as exc:  # ConfigError included
         parser.error(str(exc))
     folder = grid_folder(args.jobs_dir.resolve(), args.kind, cells)
@@ -185,7 +188,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             return INTERRUPTED_EXIT
         return 1 if failed else 0
     try:
-        handles = submit(jobs, args, folder)
+        slurm = Slurm(
+            cluster=args.submitit_cluster,
+            partition=args.slurm_partition,
+            gpus_per_job=args.gpus_per_job,
+            timeout_min=args.timeout_min,
+            cpus_per_task=args.cpus_per_task,
+            mem_gb=args.mem_gb,
+            signal_delay_s=args.signal_delay_s,
+            array_parallelism=args.array_parallelism,
+            max_requeues=args.max_requeues,
+            constraint=args.slurm_constraint,
+            account=args.slurm_account,
+            qos=args.slurm_qos,
+        )
+        handles = submit(jobs, slurm, folder)
     except ValueError as exc:
         parser.error(str(exc))
     ids = ", ".join(str(h.job_id) for h in handles)

@@ -7,7 +7,6 @@ handles = submit(jobs, args, folder)                          # one submitit job
 
 from __future__ import annotations
 
-import argparse
 import collections
 import os
 import signal
@@ -15,6 +14,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from runners.grid.job import RUNNING, GridJob, JobFailed
@@ -75,42 +75,63 @@ def run_local(jobs: list[GridJob], workers: int) -> tuple[int, bool]:
     return failed, stopping.is_set()
 
 
-def submit(jobs: list[GridJob], args: argparse.Namespace, folder: Path) -> list:
-    """Submit one submitit job per cell (a job array per partition); their records."""
+@dataclass(frozen=True)
+class Slurm:
+    """What every job of a grid asks SLURM (or submitit's local and debug executors) for;
+    the grid's flags of the same names set each (python -m runners.grid lra --help)."""
+
+    cluster: str  # auto | slurm | local | debug (submitit's)
+    partition: str | None  # a cell's own partition (sweeps) wins over this
+    gpus_per_job: int
+    timeout_min: int
+    cpus_per_task: int
+    mem_gb: float | None
+    signal_delay_s: int  # SIGUSR2 this long before the time limit
+    array_parallelism: int
+    max_requeues: int
+    constraint: str | None
+    account: str | None
+    qos: str | None
+
+
+def submit(jobs: list[GridJob], slurm: Slurm, folder: Path) -> list:
+    """Submit one submitit job per cell (a job array per partition); their handles.
+    ValueError when submitit is missing or the cluster asked for is not there."""
     try:
         import submitit
     except ImportError:
         raise ValueError(
             "--launcher submitit needs the submitit package: pip install -e '.[slurm]'"
         ) from None
-    cluster = None if args.submitit_cluster == "auto" else args.submitit_cluster
+    cluster = None if slurm.cluster == "auto" else slurm.cluster
     try:
         executor = submitit.AutoExecutor(
-            folder=folder / "submitit", cluster=cluster, slurm_max_num_timeout=args.max_requeues
+            folder=folder / "submitit", cluster=cluster, slurm_max_num_timeout=slurm.max_requeues
         )
     except RuntimeError as exc:  # asked for SLURM where there is none
         raise ValueError(
-            f"{exc} (--submitit-cluster {args.submitit_cluster}); on a machine without SLURM "
+            f"{exc} (--submitit-cluster {slurm.cluster}); on a machine without SLURM "
             "use --submitit-cluster local, or --launcher local"
         ) from None
-    gpus = args.gpus_per_job
+    gpus = slurm.gpus_per_job
+    extra = {"constraint": slurm.constraint, "account": slurm.account, "qos": slurm.qos}
     executor.update_parameters(
-        timeout_min=args.timeout_min,
+        timeout_min=slurm.timeout_min,
         gpus_per_node=gpus,
         tasks_per_node=max(1, gpus) if jobs and jobs[0].cell.module == "runners.lra" else 1,
-        cpus_per_task=args.cpus_per_task,
-        slurm_signal_delay_s=args.signal_delay_s,
-        slurm_array_parallelism=args.array_parallelism,
-        **{f"slurm_{k}": v for k, v in _slurm_extra(args).items()},
+        cpus_per_task=slurm.cpus_per_task,
+        slurm_signal_delay_s=slurm.signal_delay_s,
+        slurm_array_parallelism=slurm.array_parallelism,
+        **{f"slurm_{k}": v for k, v in extra.items() if v},
     )
-    if args.mem_gb:
-        executor.update_parameters(mem_gb=args.mem_gb)
+    if slurm.mem_gb:
+        executor.update_parameters(mem_gb=slurm.mem_gb)
     kind = executor.cluster  # slurm | local | debug
     submitted = []
     by_partition = collections.defaultdict(list)
     for job in jobs:
         job.executor = kind
-        by_partition[job.cell.partition or args.slurm_partition or ""].append(job)
+        by_partition[job.cell.partition or slurm.partition or ""].append(job)
     for partition, group in by_partition.items():
         executor.update_parameters(name=f"grid-{folder.name}")
         if partition and kind == "slurm":
@@ -135,12 +156,6 @@ def _pid_of(handle) -> int:
         return int(handle.job_id)
     except ValueError:
         return os.getpid()
-
-
-def _slurm_extra(args: argparse.Namespace) -> dict:
-    extra = {"constraint": args.slurm_constraint, "account": args.slurm_account}
-    extra["qos"] = args.slurm_qos
-    return {k: v for k, v in extra.items() if v}
 
 
 def wait(folder: Path, cells: int, poll_s: float = 2.0) -> None:

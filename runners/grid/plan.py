@@ -1,7 +1,7 @@
 """A grid's cells: one per (task, method, seed) of `runners.lra`, or per (method, partition)
 of `runners.sweep`, each with the runner command its job runs.
 
-    cells, where = plan_lra(args, ["--profile", "paper"])   # the runner's parser checks `rest`
+    cells, where = plan_lra("all", "all", "0,1", ["--profile", "paper"])  # rest: the runner checks
     folder = grid_folder(Path("jobs"), "lra", cells)         # the same cells, the same folder
 """
 
@@ -20,16 +20,17 @@ from runners.lra.runs import plan
 from runners.sweep import args as sweep_args
 
 
-def plan_lra(args: argparse.Namespace, rest: list[str]) -> tuple[list[Cell], dict]:
-    """One cell per (task, method, seed); the runner's own parser checks `rest`."""
+def plan_lra(tasks: str, methods: str, seeds: str, rest: list[str]) -> tuple[list[Cell], dict]:
+    """One cell per (task, method, seed) of the comma lists; the runner's own parser checks
+    `rest`, the options passed on. Returns the cells and where their results go."""
     for flag in ("--task", "--method", "--seeds", "--efficiency", "--dry-run"):
         if any(a == flag or a.startswith(flag + "=") for a in rest):
             raise ValueError(f"{flag} is the grid's to set (use --tasks, --methods, --seeds)")
     ns = _parse(
         lra_args.build_parser(),
-        ["--task", args.tasks, "--method", args.methods, "--seeds", args.seeds, *rest],
+        ["--task", tasks, "--method", methods, "--seeds", seeds, *rest],
     )
-    runs, _ = plan(ns)
+    runs, _ = plan(ns.task, ns.method, ns.seeds, ns.profile, ns.overrides)
     cells = [
         Cell(
             id=f"{r.task}-{r.method}-s{r.seed}",
@@ -46,15 +47,15 @@ def plan_lra(args: argparse.Namespace, rest: list[str]) -> tuple[list[Cell], dic
     return cells, where
 
 
-def plan_sweep(args: argparse.Namespace, rest: list[str]) -> tuple[list[Cell], dict]:
-    """One cell per (method, partition): each GPU kind measures every method."""
+def plan_sweep(methods: str, partitions: str | None, rest: list[str]) -> tuple[list[Cell], dict]:
+    """One cell per (method, comma-listed partition): each GPU kind measures every method."""
     if any(a == "--methods" or a.startswith("--methods=") for a in rest):
         raise ValueError("--methods is the grid's to set")
-    methods = parse_names(args.methods, zoo.names(), "methods")
+    names = parse_names(methods, zoo.names(), "methods")
     ns = sweep_args.resolve(
-        _parse(sweep_args.build_parser(), ["--methods", ",".join(methods), *rest])
+        _parse(sweep_args.build_parser(), ["--methods", ",".join(names), *rest])
     )
-    partitions = [p for p in (args.slurm_partition or "").split(",") if p] or [""]
+    parts = [p for p in (partitions or "").split(",") if p] or [""]
     cells = [
         Cell(
             id=f"{m}-{p}" if p else m,
@@ -63,8 +64,8 @@ def plan_sweep(args: argparse.Namespace, rest: list[str]) -> tuple[list[Cell], d
             label=[m, p or "-"],
             partition=p,
         )
-        for m in methods
-        for p in partitions
+        for m in names
+        for p in parts
     ]
     return cells, {"results": str(Path(ns.out).resolve())}
 

@@ -34,7 +34,7 @@ from runners.lra import config as lra_config
 from runners.lra import distributed
 from runners.lra.args import build_parser
 from runners.lra.efficiency import run_efficiency
-from runners.lra.runs import finished, plan, train_all
+from runners.lra.runs import Where, finished, plan, train_runs
 from runners.lra.train import INTERRUPTED_EXIT, checkpoint_path
 from runners.measure import allocator
 from runners.provenance import resolve_device
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             profile = lra_config.load_profile(args.profile)
             cfgs = {m: lra_config.resolve(profile, "text", m, args.overrides) for m in methods}
         else:
-            runs, profile = plan(args)
+            runs, _ = plan(args.task, args.method, args.seeds, args.profile, args.overrides)
         if args.stop_after_steps is not None and args.stop_after_steps < 1:
             raise ValueError("--stop-after-steps must be >= 1")
         relaunch = allocator.environment_for(args.cpu_allocator) if device.type == "cpu" else None
@@ -72,7 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.efficiency:
         if distributed.from_env().world > 1:
             parser.error("--efficiency measures one process; run it without torchrun")
-        return run_efficiency(cfgs, lengths, args.batch, device, args, progress=not args.quiet)
+        return run_efficiency(
+            cfgs, lengths, args.batch, device, args.efficiency_out, args.min_time, not args.quiet
+        )
     data_dir = resolve_data_dir(args.data_dir)
     existing = read_results(args.out)
     done = set() if args.force else finished(existing)
@@ -89,7 +91,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         dist, device = distributed.setup(device)
     except ValueError as exc:
         parser.error(str(exc))
+    where = Where(args.out, args.curves, args.checkpoints)
     try:
-        return train_all(args, runs, profile, existing, done, data_dir, device, dist, parser)
+        return train_runs(
+            runs,
+            existing,
+            done,
+            data_dir,
+            device,
+            dist,
+            where,
+            overrides=args.overrides,
+            stop_after_steps=args.stop_after_steps,
+            progress=not args.quiet,
+            every_task=args.task == "all",
+        )
+    except ValueError as exc:  # a run that cannot start; the rows before it are kept
+        parser.error(str(exc))
     finally:
         distributed.teardown(dist)

@@ -13,21 +13,20 @@ tried, and an out-of-memory is recorded as oom.
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
+import functools
 import json
 import math
 import statistics
+from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 import lra
 from results import schema
 from runners.lra.config import config_hash
 from runners.lra.train import build_training, state_bytes, train_step
 from runners.measure.cases import is_out_of_memory
-from runners.measure.loop import Chain, available_memory_bytes
+from runners.measure.loop import Budgets, Case, available_memory_bytes, run_cases
 from runners.measure.meters import measure_memory, measure_time
 from runners.provenance import provenance
 from runners.results import PartWriter
@@ -66,67 +65,59 @@ def run_efficiency(
     lengths: list[int],
     batch: int,
     device: torch.device,
-    args: argparse.Namespace,
+    out: Path,
+    min_time_s: float,
     progress: bool = True,
 ) -> int:
-    """Measure every method x length; rows to args.efficiency_out. Returns an exit code."""
+    """Measure every method x length; rows to `out`. Returns an exit code."""
     env = provenance(device)
     stamp = env["started_at"].replace(":", "").replace("-", "")[:15]
-    writer = PartWriter(args.efficiency_out, f"efficiency-{stamp}-{env['run_id']}", SCHEMA)
+    writer = PartWriter(out, f"efficiency-{stamp}-{env['run_id']}", SCHEMA)
     budget = 0.8 * available_memory_bytes() if device.type == "cpu" else math.inf
-    bar = tqdm(total=len(cfgs) * len(lengths), unit="cell", disable=not progress)
-    for method, cfg in cfgs.items():
-        chain = Chain()
-        for n in lengths:
-            bar.set_description(f"{method} N={n}")
-            predicted = chain.predict(n, 2)
-            if chain.failure:
-                measured = {"status": "skipped", "error": f"not tried: {chain.failure}"}
-            elif predicted is not None and predicted > budget:
-                measured = {
-                    "status": "skipped",
-                    "error": f"predicted peak {predicted / 2**30:.1f} GiB exceeds the memory "
-                    f"budget of {budget / 2**30:.1f} GiB",
-                }
-            else:
-                try:
-                    measured = measure_training_step(cfg, n, batch, device, args.min_time)
-                except Exception as exc:  # only out-of-memory is a result; the rest is a bug
-                    if not is_out_of_memory(exc):
-                        raise
-                    measured = {"status": "oom", "error": str(exc)[:500]}
-                    chain.failure = f"oom at N={n}"
-                finally:
-                    if device.type == "cuda":
-                        torch.cuda.empty_cache()
-            if measured["status"] == "ok":
-                chain.points.append((n, measured["time_ms"], measured["peak_mem_bytes"]))
-            writer.append(
-                {
-                    **env,
-                    "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                    "task": "text",
-                    "method": method,
-                    "method_options": json.dumps(cfg["method_options"], sort_keys=True),
-                    "profile": cfg["profile"],
-                    "config_hash": config_hash(cfg),
-                    "seq_len": n,
-                    "batch": batch,
-                    "amp": cfg["train"]["amp"] if device.type == "cuda" else "none",
-                    **measured,
-                }
-            )
-            bar.update()
-    bar.close()
+    cases = [
+        Case(
+            curve=method,
+            length=n,
+            label=f"{method} N={n}",
+            columns={
+                **env,
+                "task": "text",
+                "method": method,
+                "method_options": json.dumps(cfg["method_options"], sort_keys=True),
+                "profile": cfg["profile"],
+                "config_hash": config_hash(cfg),
+                "seq_len": n,
+                "batch": batch,
+                "amp": cfg["train"]["amp"] if device.type == "cuda" else "none",
+            },
+            measure=functools.partial(_measure, cfg, n, batch, device, min_time_s),
+        )
+        for method, cfg in cfgs.items()
+        for n in lengths
+    ]
+    rows = run_cases(cases, writer, Budgets(memory_bytes=budget), progress)
     print(f"{'method':<12}" + "".join(f"{n:>16}" for n in lengths))
     for method in cfgs:
-        cells = [r for r in writer.rows if r["method"] == method]
         shown = [
             f"{r['steps_per_s']:.2f}/s {r['peak_mem_bytes'] / 2**20:.0f}M"
             if r["status"] == "ok"
             else r["status"]
-            for r in cells
+            for r in rows
+            if r["method"] == method
         ]
         print(f"{method:<12}" + "".join(f"{s:>16}" for s in shown))
     print(f"\n{len(writer.rows)} rows in {writer.path}")
     return 0
+
+
+def _measure(cfg: dict, n: int, batch: int, device: torch.device, min_time_s: float) -> dict:
+    """One cell's measurement; out of memory is a row, any other exception a bug (raised)."""
+    try:
+        return measure_training_step(cfg, n, batch, device, min_time_s)
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        return {"status": "oom", "error": str(exc)[:500]}
+    finally:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()

@@ -1,7 +1,8 @@
 """A set of LRA runs planned from a profile, trained one after another, each ending in rows.
 
-    runs, profile = plan(args)          # (task, method, seed) x the profile's resolved config
-    train_all(args, runs, profile, existing, finished(existing), data_dir, device, dist, parser)
+    runs, profile = plan("listops", "all", "0,1,2", "mini")   # tasks x methods x seeds
+    where = Where(Path("results/lra"), Path("results/lra_curves"), Path("checkpoints/lra"))
+    code = train_runs(runs, existing, finished(existing), data_dir, device, SINGLE, where)
 
 Each run's `val` and `test` rows (`result_rows`) go to one parquet part per process;
 finished runs (same task, method, seed and config hash) are skipped, an interrupted one
@@ -10,12 +11,12 @@ resumes from its checkpoint. The command line is `runners.lra.cli`.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -46,22 +47,25 @@ from runners.results import PartWriter, write_json_atomic
 SCHEMA = schema.LRA
 
 
-def plan(args: argparse.Namespace) -> tuple[list[Run], dict]:
-    """The runs to consider and the profile; ValueError/ConfigError on bad input."""
-    tasks = parse_names(args.task, lra.names(), "task")
-    methods = parse_names(args.method, zoo.names(), "method")
+def plan(
+    tasks: str, methods: str, seeds: str, profile: str | Path, overrides: Sequence[str] = ()
+) -> tuple[list[Run], dict]:
+    """The runs of comma lists `tasks` x `methods` x `seeds` (`all`: every registered one) at
+    `profile` with `overrides`, and the profile; ValueError/ConfigError on bad input."""
+    task_names = parse_names(tasks, lra.names(), "task")
+    method_names = parse_names(methods, zoo.names(), "method")
     try:
-        seeds = [int(s) for s in args.seeds.split(",")]
+        seed_values = [int(s) for s in seeds.split(",")]
     except ValueError:
-        raise ValueError(f"--seeds must be a comma list of integers, got {args.seeds!r}") from None
-    profile = lra_config.load_profile(args.profile)
+        raise ValueError(f"--seeds must be a comma list of integers, got {seeds!r}") from None
+    loaded = lra_config.load_profile(profile)
     runs = []
-    for task in tasks:
-        for method in methods:
-            cfg = lra_config.resolve(profile, task, method, args.overrides)
-            for seed in seeds:
+    for task in task_names:
+        for method in method_names:
+            cfg = lra_config.resolve(loaded, task, method, overrides)
+            for seed in seed_values:
                 runs.append(Run(task, method, seed, cfg, lra_config.config_hash(cfg)))
-    return runs, profile
+    return runs, loaded
 
 
 def load_task(task: str, data_dir: Path, length: int, expected: dict | None = None) -> dict:
@@ -165,8 +169,35 @@ def summary(rows: pd.DataFrame) -> str:
     )
 
 
-def train_all(args, runs, profile, existing, done, data_dir, device, dist, parser) -> int:
-    """Train every run of `runs` not in `done`; rows, the summary and messages on rank 0."""
+@dataclass(frozen=True)
+class Where:
+    """Where a set of runs writes: final rows, learning curves, checkpoints."""
+
+    out: Path
+    curves: Path
+    checkpoints: Path
+
+
+def train_runs(
+    runs: list[Run],
+    existing: pd.DataFrame,
+    done: set[tuple],
+    data_dir: Path,
+    device,
+    dist,
+    where: Where,
+    *,
+    overrides: Sequence[str] = (),
+    stop_after_steps: int | None = None,
+    progress: bool = True,
+    every_task: bool = False,
+) -> int:
+    """Train every run of `runs` not in `done`; rows, the summary and messages on rank 0.
+
+    Returns the exit code: 0, 1 when a run failed (or a task named on purpose, not
+    `every_task`, had no data), INTERRUPTED_EXIT when a signal stopped a run (checkpointed).
+    ValueError when a run cannot start (a length that cuts real tokens, a batch smaller than
+    the processes); the rows of the runs before it are kept."""
 
     def say(message: str) -> None:
         if dist.main:
@@ -177,15 +208,16 @@ def train_all(args, runs, profile, existing, done, data_dir, device, dist, parse
         signal.signal(sig, stop)
     env = provenance(device)
     stamp = env["started_at"].replace(":", "").replace("-", "")[:15]
-    writer = PartWriter(args.out, f"lra-{stamp}-{env['run_id']}", SCHEMA) if dist.main else None
+    writer = PartWriter(where.out, f"lra-{stamp}-{env['run_id']}", SCHEMA) if dist.main else None
     missing: dict[str, str] = {}
     loaded: dict[tuple[str, int], dict] = {}
     failed = 0
     todo = [r for r in runs if (r.task, r.method, r.seed, r.config_hash) not in done]
     ranks = f" x {dist.world} processes" if dist.world > 1 else ""
+    profile = runs[0].cfg["profile"] if runs else "-"
     say(
         f"lra: {len(runs)} runs ({len(runs) - len(todo)} already finished) on {device}{ranks}, "
-        f"profile {profile['name']!r}, data {data_dir} -> {args.out}"
+        f"profile {profile!r}, data {data_dir} -> {where.out}"
     )
     for run in todo:
         if run.task in missing:
@@ -201,55 +233,61 @@ def train_all(args, runs, profile, existing, done, data_dir, device, dist, parse
             say(f"{run.task}: not run: {exc}")
             continue
         except ValueError as exc:  # train.length cuts real tokens
-            parser.error(f"{run.task}: {exc}")
+            raise ValueError(f"{run.task}: {exc}") from None
         splits = loaded[(run.task, length)]
         if dist.main:
-            write_json_atomic(args.out / "configs" / f"{run.config_hash}.json", run.cfg)
+            write_json_atomic(where.out / "configs" / f"{run.config_hash}.json", run.cfg)
         try:
             outcome = train(
                 run,
                 splits,
                 device,
-                args.checkpoints,
-                args.curves,
+                where.checkpoints,
+                where.curves,
                 stop=stop,
-                stop_after_steps=args.stop_after_steps,
-                progress=not args.quiet,
+                stop_after_steps=stop_after_steps,
+                progress=progress,
                 dist=dist,
             )
         except ValueError as exc:  # a batch too small for the processes
-            parser.error(f"{run.name}: {exc}")
+            raise ValueError(f"{run.name}: {exc}") from None
         if outcome.status == "interrupted":
             say(
                 f"{run.name}: {outcome.error}; checkpoint "
-                f"{checkpoint_path(args.checkpoints, run)}; run the same command to resume"
+                f"{checkpoint_path(where.checkpoints, run)}; run the same command to resume"
             )
             return INTERRUPTED_EXIT
         if writer is not None:
-            for row in result_rows(run, outcome, splits, env, dist.world, args.overrides):
+            for row in result_rows(run, outcome, splits, env, dist.world, overrides):
                 writer.append(row)
-            checkpoint_path(args.checkpoints, run).unlink(missing_ok=True)
-        if outcome.status != "ok":
-            failed += 1
-            say(f"{run.name}: {outcome.status}: {outcome.error}")
-        else:
-            acc = outcome.accuracy
-            say(
-                f"{run.name}: val {100 * acc['val']:.1f}%  test {100 * acc['test']:.1f}%  "
-                f"({outcome.steps} steps, best {outcome.best_step}, "
-                f"{outcome.train_seconds:.0f} s)"
-            )
+            checkpoint_path(where.checkpoints, run).unlink(missing_ok=True)
+        failed += outcome.status != "ok"
+        say(outcome_line(run, outcome))
     if writer is not None:
-        rows = pd.concat([existing, pd.DataFrame(writer.rows, columns=SCHEMA.names)])
-        if not rows.empty:
-            keys = {(r.task, r.method, r.seed, r.config_hash) for r in runs}
-            ident = zip(*(rows[c] for c in ("task", "method", "seed", "config_hash")), strict=True)
-            rows = rows[[k in keys for k in ident]]
-        print("test accuracy % (mean over seeds), best-validation weights:")
-        print(summary(rows))
+        print_summary(runs, pd.concat([existing, pd.DataFrame(writer.rows, columns=SCHEMA.names)]))
         if missing:
             print("\ntasks without data (not run):")
             for task, why in missing.items():
                 print(f"  {task}: {why}")
-    explicit = args.task != "all"
-    return 1 if failed or (missing and explicit) else 0
+    return 1 if failed or (missing and not every_task) else 0
+
+
+def outcome_line(run: Run, outcome) -> str:
+    """What a finished run says: its accuracies, steps and time, or how it failed."""
+    if outcome.status != "ok":
+        return f"{run.name}: {outcome.status}: {outcome.error}"
+    acc = outcome.accuracy
+    return (
+        f"{run.name}: val {100 * acc['val']:.1f}%  test {100 * acc['test']:.1f}%  "
+        f"({outcome.steps} steps, best {outcome.best_step}, {outcome.train_seconds:.0f} s)"
+    )
+
+
+def print_summary(runs: list[Run], rows: pd.DataFrame) -> None:
+    """The test accuracy table of `runs` among `rows` (earlier parts and this one's)."""
+    if not rows.empty:
+        keys = {(r.task, r.method, r.seed, r.config_hash) for r in runs}
+        ident = zip(*(rows[c] for c in ("task", "method", "seed", "config_hash")), strict=True)
+        rows = rows[[k in keys for k in ident]]
+    print("test accuracy % (mean over seeds), best-validation weights:")
+    print(summary(rows))

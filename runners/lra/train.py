@@ -27,7 +27,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -304,6 +304,168 @@ class _CurveRows:
         self.rows.append(row)
 
 
+@dataclass
+class TrainingState:
+    """Where a run is between steps: what its checkpoint holds beside the weights."""
+
+    step: int = 0
+    best_acc: float = -1.0
+    best_step: int = 0
+    best: dict | None = None  # the best-validation weights
+    train_seconds: float = 0.0  # at the last curve point
+    losses: list[float] = field(default_factory=list)  # of the steps since the last point
+    window_s: float = 0.0  # their training time
+
+    def saved(self) -> dict:
+        """The fields as a checkpoint stores them (not copied)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_saved(cls, saved: dict) -> TrainingState:
+        return cls(**{f.name: saved[f.name] for f in fields(cls)})
+
+
+class _Training:
+    """One run's model, optimizer, curve and state on this rank, with the steps of `train`."""
+
+    def __init__(self, run: Run, splits, device, checkpoints: Path, curves: Path, dist: Dist):
+        self.run, self.splits, self.device, self.dist = run, splits, device, dist
+        self.cfg, self.t, self.o = run.cfg, run.cfg["train"], run.cfg["optim"]
+        data = splits["train"]
+        self.batch = min(self.t["batch"], len(data))
+        if self.batch < dist.world:
+            raise ValueError(
+                f"train.batch = {self.batch} is smaller than the {dist.world} processes: "
+                "every rank needs a share of the global batch; use fewer processes or a "
+                "larger batch"
+            )
+        length = data.inputs.shape[1]
+        self.tokens_per_step = self.batch * length * (1 + data.info.pair)
+        self.model, self.optimizer = build_training(
+            run.cfg, data.info, length, run.seed, device, dist.rank
+        )
+        self.checkpoints, self.path = checkpoints, checkpoint_path(checkpoints, run)
+        if dist.main:
+            checkpoints.mkdir(parents=True, exist_ok=True)
+            self.curve = PartWriter(curves, run.name, CURVE_SCHEMA)
+        else:
+            self.curve = _CurveRows()
+        self.state = TrainingState()
+        self.net = None  # what trains (DDP-wrapped); `model` is evaluated and saved
+
+    def resume(self) -> None:
+        """Load the run's checkpoint, if there is one: weights, optimizer, random state, curve."""
+        if self.path.is_file():
+            saved = torch.load(self.path, map_location=self.device, weights_only=False)
+            self.model.load_state_dict(saved["model"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            _set_rng_state(saved["rng"], self.dist)
+            self.curve.rows = saved["curve"]
+            self.state = TrainingState.from_saved(saved)
+            if self.dist.main:
+                print(
+                    f"{self.run.name}: resuming from {self.path} at step {self.state.step}",
+                    file=sys.stderr,
+                )
+        self.net = self.dist.wrap(self.model, self.device)
+
+    def checkpoint(self) -> None:
+        """Every rank's random state gathered; rank 0 writes the checkpoint atomically."""
+        rng = self.dist.gather(_rng_state())
+        if self.dist.main:
+            _save(
+                self.path,
+                {
+                    **self.state.saved(),
+                    "model": self.model.state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "rng": rng,
+                    "curve": list(self.curve.rows),
+                    "config": self.cfg,
+                    "world_size": self.dist.world,
+                },
+            )
+
+    def step(self, step: int, measure_peak: bool, stop: StopFlag | None):
+        """Training step `step` (1-based): (lr, mean loss, whether any rank stops, peak bytes
+        of the step's tensors when `measure_peak` on CPU, else None)."""
+        lr = self.o["lr"] * lr_factor(step, self.o["warmup"], self.t["steps"], self.o["schedule"])
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        idx = batch_indices(self.run.seed, step - 1, len(self.splits["train"]), self.t["batch"])
+
+        def one() -> torch.Tensor:
+            x, x2, y = _batch(self.splits["train"], self.dist.shard(idx), self.device)
+            scale = self.dist.world / len(idx)
+            return train_step(self.net, self.optimizer, self.cfg, self.device, x, x2, y, scale)
+
+        t0 = time.perf_counter()
+        peak = None
+        if measure_peak:  # the allocator's events of one step
+            loss, peak = _with_cpu_peak(one, self.model, self.optimizer)
+        else:
+            loss = one()
+        # one host synchronisation per step: the batch's loss, and whether any rank stops
+        stopping = stop is not None and stop.reason is not None
+        both = torch.stack([loss.double().cpu(), torch.tensor(float(stopping))])
+        reduced = self.dist.sum(both)
+        self.state.window_s += time.perf_counter() - t0
+        return lr, float(reduced[0]) / len(idx), bool(reduced[1]), peak
+
+    def validate(self, step: int, lr: float) -> float:
+        """Validation accuracy at `step`: a curve point, the best weights kept, a checkpoint."""
+        t, s = self.t, self.state
+        data, limit = self.splits["val"], t["eval_examples"]
+        val = evaluate(self.model, data, self.device, t["batch"], t["amp"], limit, self.dist)
+        s.train_seconds += s.window_s
+        run = self.run
+        self.curve.append(
+            {
+                "task": run.task,
+                "method": run.method,
+                "seed": run.seed,
+                "profile": self.cfg["profile"],
+                "config_hash": run.config_hash,
+                "step": step,
+                "train_loss": float(np.mean(s.losses)),
+                "val_accuracy": val,
+                "lr": lr,
+                "tokens_per_s": len(s.losses) * self.tokens_per_step / max(s.window_s, 1e-9),
+                "train_seconds": s.train_seconds,
+            }
+        )
+        s.losses, s.window_s = [], 0.0
+        if val > s.best_acc:
+            s.best_acc, s.best_step = val, step
+            s.best = copy.deepcopy(self.model.state_dict())
+        self.checkpoint()
+        return val
+
+    def finish(self, peak: int | None) -> Outcome:
+        """The best-validation weights tested and saved: the run's outcome."""
+        s, t = self.state, self.t
+        if self.device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(self.device)
+        self.model.load_state_dict(s.best)
+        test = evaluate(
+            self.model, self.splits["test"], self.device, t["batch"], t["amp"], 0, self.dist
+        )
+        if self.dist.main:
+            best = self.checkpoints / f"{self.run.name}.best.pt"
+            _save(best, {"model": s.best, "config": self.cfg})
+        seconds = s.train_seconds
+        return Outcome(
+            "ok",
+            steps=s.step,
+            best_step=s.best_step,
+            accuracy={"val": s.best_acc, "test": test},
+            train_seconds=seconds,
+            tokens_per_s=s.step * self.tokens_per_step / seconds if seconds else None,
+            peak_mem_bytes=peak,
+            curve=list(self.curve.rows),
+        )
+
+
 def train(
     run: Run,
     splits: dict[str, TaskData],
@@ -317,70 +479,16 @@ def train(
     dist: Dist = SINGLE,
 ) -> Outcome:
     """Train `run` (resuming from its checkpoint if there is one) and evaluate it."""
-    cfg, t, o = run.cfg, run.cfg["train"], run.cfg["optim"]
-    train_data = splits["train"]
-    length = train_data.inputs.shape[1]
-    batch = min(t["batch"], len(train_data))
-    if batch < dist.world:
-        raise ValueError(
-            f"train.batch = {batch} is smaller than the {dist.world} processes: every rank "
-            "needs a share of the global batch; use fewer processes or a larger batch"
-        )
-    tokens_per_step = batch * length * (1 + train_data.info.pair)
-    model, optimizer = build_training(cfg, train_data.info, length, run.seed, device, dist.rank)
-    ckpt_path = checkpoint_path(checkpoints, run)
-    if dist.main:
-        checkpoints.mkdir(parents=True, exist_ok=True)
-        curve = PartWriter(curves, run.name, CURVE_SCHEMA)
-    else:
-        curve = _CurveRows()
-    state = {
-        "step": 0,
-        "best_acc": -1.0,
-        "best_step": 0,
-        "best": None,  # the best-validation weights
-        "train_seconds": 0.0,  # at the last curve point
-        "losses": [],  # of the steps since the last curve point
-        "window_s": 0.0,  # their training time
-    }
-    if ckpt_path.is_file():
-        saved = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        _set_rng_state(saved["rng"], dist)
-        curve.rows = saved["curve"]
-        state = {k: saved[k] for k in state}
-        if dist.main:
-            print(f"{run.name}: resuming from {ckpt_path} at step {state['step']}", file=sys.stderr)
-    net = dist.wrap(model, device)  # what trains; `model` is evaluated and saved
-
-    def checkpoint() -> None:
-        rng = dist.gather(_rng_state())  # every rank takes part; rank 0 writes
-        if dist.main:
-            _save(
-                ckpt_path,
-                {
-                    **state,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "rng": rng,
-                    "curve": list(curve.rows),
-                    "config": cfg,
-                    "world_size": dist.world,
-                },
-            )
-
-    def step_fn(idx: torch.Tensor) -> torch.Tensor:
-        x, x2, y = _batch(train_data, dist.shard(idx), device)
-        return train_step(net, optimizer, cfg, device, x, x2, y, scale=dist.world / len(idx))
-
-    model.train()
+    training = _Training(run, splits, device, checkpoints, curves, dist)
+    training.resume()
+    state, steps, every = training.state, run.cfg["train"]["steps"], run.cfg["train"]["eval_every"]
+    training.model.train()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     peak = None
-    start_step, shown_val = state["step"], ""
+    start_step, shown_val = state.step, ""
     bar = tqdm(
-        total=t["steps"],
+        total=steps,
         initial=start_step,
         desc=f"{run.task} {run.method} s{run.seed}",
         unit="step",
@@ -389,63 +497,27 @@ def train(
         leave=False,
     )
     try:
-        while state["step"] < t["steps"]:
-            step = state["step"] + 1
-            lr = o["lr"] * lr_factor(step, o["warmup"], t["steps"], o["schedule"])
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            idx = batch_indices(run.seed, step - 1, len(train_data), t["batch"])
-            t0 = time.perf_counter()
-            if peak is None and device.type == "cpu":  # the allocator's events of one step
-                loss, peak = _with_cpu_peak(lambda: step_fn(idx), model, optimizer)  # noqa: B023
-            else:
-                loss = step_fn(idx)
-            # one host synchronisation per step: the batch's loss, and whether any rank stops
-            stopping = stop is not None and stop.reason is not None
-            reduced = dist.sum(torch.stack([loss.double().cpu(), torch.tensor(float(stopping))]))
-            loss_value, stopping = float(reduced[0]) / len(idx), bool(reduced[1])
-            state["window_s"] += time.perf_counter() - t0
-            if not math.isfinite(loss_value):
+        while state.step < steps:
+            step = state.step + 1
+            measure = peak is None and device.type == "cpu"
+            lr, loss, stopping, step_peak = training.step(step, measure, stop)
+            peak = step_peak if measure else peak
+            if not math.isfinite(loss):
                 return Outcome(
                     "error",
-                    f"training loss is {loss_value} at step {step} (lr {lr:.3g}): the run "
+                    f"training loss is {loss} at step {step} (lr {lr:.3g}): the run "
                     "stopped; lower optim.lr or change the mechanism's options",
                     steps=step,
                 )
-            state["losses"].append(loss_value)
-            state["step"] = step
-            if step % t["eval_every"] == 0 or step == t["steps"]:
-                val = evaluate(
-                    model, splits["val"], device, t["batch"], t["amp"], t["eval_examples"], dist
-                )
-                state["train_seconds"] += state["window_s"]
-                window = len(state["losses"]) * tokens_per_step / max(state["window_s"], 1e-9)
-                curve.append(
-                    {
-                        "task": run.task,
-                        "method": run.method,
-                        "seed": run.seed,
-                        "profile": cfg["profile"],
-                        "config_hash": run.config_hash,
-                        "step": step,
-                        "train_loss": float(np.mean(state["losses"])),
-                        "val_accuracy": val,
-                        "lr": lr,
-                        "tokens_per_s": window,
-                        "train_seconds": state["train_seconds"],
-                    }
-                )
-                state.update(losses=[], window_s=0.0)
-                if val > state["best_acc"]:
-                    state.update(
-                        best_acc=val, best_step=step, best=copy.deepcopy(model.state_dict())
-                    )
-                checkpoint()
-                shown_val = f"val {val:.3f} (best {state['best_acc']:.3f})"
-            bar.set_postfix_str(f"loss {loss_value:.3f} {shown_val}", refresh=False)
+            state.losses.append(loss)
+            state.step = step
+            if step % every == 0 or step == steps:
+                val = training.validate(step, lr)
+                shown_val = f"val {val:.3f} (best {state.best_acc:.3f})"
+            bar.set_postfix_str(f"loss {loss:.3f} {shown_val}", refresh=False)
             bar.update()
             if stopping or (stop_after_steps and step - start_step >= stop_after_steps):
-                checkpoint()
+                training.checkpoint()
                 why = (
                     (stop.reason if stop and stop.reason else "a signal to another rank")
                     if stopping
@@ -454,23 +526,4 @@ def train(
                 return Outcome("interrupted", f"stopped at step {step} ({why})", steps=step)
     finally:
         bar.close()
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(device)
-    model.load_state_dict(state["best"])
-    accuracy = {
-        "val": state["best_acc"],
-        "test": evaluate(model, splits["test"], device, t["batch"], t["amp"], 0, dist),
-    }
-    if dist.main:
-        _save(checkpoints / f"{run.name}.best.pt", {"model": state["best"], "config": cfg})
-    seconds = state["train_seconds"]
-    return Outcome(
-        "ok",
-        steps=state["step"],
-        best_step=state["best_step"],
-        accuracy=accuracy,
-        train_seconds=seconds,
-        tokens_per_s=state["step"] * tokens_per_step / seconds if seconds else None,
-        peak_mem_bytes=peak,
-        curve=list(curve.rows),
-    )
+    return training.finish(peak)

@@ -78,7 +78,7 @@ def test_a_local_grid_runs_each_cell_once_each_job_in_its_own_part(listops_dir, 
 
 def grid_folder_of(argv: list[str]) -> Path:
     args, rest = grid.build_parser().parse_known_args(argv)
-    cells, _ = plan_lra(args, rest)
+    cells, _ = plan_lra(args.tasks, args.methods, args.seeds, rest)
     return grid_folder(args.jobs_dir, "lra", cells)
 
 

@@ -32,7 +32,7 @@ $(SMOKE)/.generated: $(STAMP)
 	@touch $@
 
 lra-smoke: $(SMOKE)/.generated  ## the smoke profile: every mechanism on small generated ListOps and Pathfinder (CPU, ~5 min)
-	$(BIN)/python -m runners.lra --profile smoke --task listops,pathfinder --method all --seeds 0 --data-dir $(SMOKE)
+	$(BIN)/python -m runners.lra --profile smoke --tasks listops,pathfinder --methods all --seeds 0 --data-dir $(SMOKE)
 
 quickstart: lra-smoke  ## fresh clone to results, offline, CPU: smoke data + training, CPU sweep (~10 min)
 	$(BIN)/python -m runners.sweep --preset cpu --device cpu
@@ -49,7 +49,7 @@ $(MINI)/.generated: $(STAMP)
 lra-mini: $(MINI)/.generated  ## CPU-sized LRA that separates mechanisms: ListOps + Pathfinder-32, every mechanism, seeds 0,1,2, then the report (~4 h on 2 cores; resumable, finished runs skipped)
 	@# seed by seed, ListOps first: a stopped make leaves whole seeds of every mechanism
 	@status=0; for task in listops pathfinder; do for seed in 0 1 2; do \
-	  $(BIN)/python -m runners.lra --profile mini --task $$task --method all --seeds $$seed \
+	  $(BIN)/python -m runners.lra --profile mini --tasks $$task --methods all --seeds $$seed \
 	    --data-dir $(MINI) || status=$$?; \
 	  [ $$status -eq 143 ] && exit 143; \
 	done; done; $(MAKE) --no-print-directory report; exit $$status
@@ -60,7 +60,7 @@ ABLATIONS := lotformer:methods.lotformer.cls_tokens=1 lotformer:methods.lotforme
 
 lra-mini-ablation: $(MINI)/.generated  ## the mini profile's ListOps ablations (each variant x seeds 0,1,2) into results/lra_ablation, then the report (~1.5 h; resumable)
 	@status=0; for seed in 0 1 2; do for v in $(ABLATIONS); do \
-	  $(BIN)/python -m runners.lra --profile mini --task listops --method $${v%%:*} \
+	  $(BIN)/python -m runners.lra --profile mini --tasks listops --methods $${v%%:*} \
 	    --seeds $$seed --set $${v#*:} --data-dir $(MINI) --out results/lra_ablation \
 	    --curves results/lra_ablation_curves || status=$$?; \
 	  [ $$status -eq 143 ] && exit 143; \
@@ -68,7 +68,7 @@ lra-mini-ablation: $(MINI)/.generated  ## the mini profile's ListOps ablations (
 
 lra-all: $(STAMP)  ## every task with data x every mechanism x seeds 0,1,2 at the paper profile (GPU if any); resumable
 	$(BIN)/python -m lra.data status
-	$(BIN)/python -m runners.lra --profile paper --task all --method all --seeds 0,1,2
+	$(BIN)/python -m runners.lra --profile paper --tasks all --methods all --seeds 0,1,2
 
 report: $(STAMP)  ## tables, figures and the leaderboard page from results/ into reports/out/
 	$(BIN)/python -m reports build --results results --out reports/out

@@ -222,12 +222,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="LRA data: status of every task, preparing the caches, generating the "
         "synthetic tasks offline.",
     )
-    parser.add_argument("--data-dir", help="data directory (default $LRA_DATA_DIR, else ./data)")
+    data_dir_help = "data directory (default $LRA_DATA_DIR, else ./data)"
+    parser.add_argument("--data-dir", help=data_dir_help)
+    # the same option after the subcommand: `generate listops --data-dir D` as `--data-dir D
+    # generate listops` (SUPPRESS: given there only, it does not reset the one given before)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", default=argparse.SUPPRESS, help=data_dir_help)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("status", help="list every task as present or missing (and how to get it)")
-    prep = sub.add_parser("prepare", help="read the sources and cache every split")
+    sub.add_parser(
+        "status", parents=[common], help="list every task as present or missing (and how to get it)"
+    )
+    prep = sub.add_parser(
+        "prepare", parents=[common], help="read the sources and cache every split"
+    )
     prep.add_argument("task", choices=[*names(), "all"])
-    gen = sub.add_parser("generate", help="generate a synthetic task in the release layout")
+    gen = sub.add_parser(
+        "generate", parents=[common], help="generate a synthetic task in the release layout"
+    )
     gen.add_argument("task", choices=list(generators.GENERATORS))
     gen.add_argument(
         "--count",

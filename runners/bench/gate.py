@@ -41,6 +41,7 @@ from pathlib import Path
 
 import torch
 
+import attention_zoo as zoo
 from runners.measure import allocator
 from runners.measure.cases import Cell, Settings, workload
 from runners.measure.meters import measure_memory
@@ -56,16 +57,15 @@ TARGET_S = 2.0  # timed rounds per benchmark take about this long (bench + refer
 MIN_ROUNDS, MAX_ROUNDS = 9, 41
 
 SETTINGS = {"batch": 1, "heads": 8, "head_dim": 64, "dtype": "fp32"}
-QUADRATIC_LENGTHS = (512, 1024, 2048)
-MECHANISMS = {  # method -> lengths; every call under ~1 s on one core
-    "softmax": QUADRATIC_LENGTHS,
-    "flash": QUADRATIC_LENGTHS,
-    "sinkformer": QUADRATIC_LENGTHS,
+# the lengths each mechanism is gated at, by its declared complexity: every call under ~1 s on
+# one core; a mechanism registered later is gated too, at its kind's lengths
+LENGTHS = {"quadratic": (512, 1024, 2048), "linear": (1024, 4096, 16384)}
+SHORTER = {
     # performer's forward_backward at 16K takes 2.2 s and holds 1.2 GB: its page faults alone
     # moved it by up to 29% between unchanged runs, so it stops at 8K
     "performer": (1024, 4096, 8192),
-    "lotformer": (1024, 4096, 16384),
 }
+MECHANISMS = {m: SHORTER.get(m, LENGTHS[zoo.info(m).complexity]) for m in zoo.names()}
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ from runners.results import write_json_atomic
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m runners.grid",
-        allow_abbrev=False,  # --method (the runner's) must not pass for --methods
+        allow_abbrev=False,  # --methods (the runner's) must not pass for --methods
         description="Fan the LRA grid or the scaling sweep out as one job per cell, on SLURM "
         "through submitit or on this machine; `status` shows each cell's state.",
         epilog="Options the grid does not know go to the runner (python -m runners.lra --help, "
@@ -58,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="kind", required=True)
     passed_on = p.epilog
     common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    common.add_argument("--methods", default="all", help=f"comma list of {zoo.names()} or all")
+    common.add_argument(
+        "--methods", "--method", dest="methods", default="all",
+        help=f"comma list of {zoo.names()} or all",
+    )  # fmt: skip
     common.add_argument("--jobs-dir", type=Path, default=Path("jobs"), help="grids' folder (jobs)")
     common.add_argument(
         "--launcher", choices=["local", "submitit"], default="local", help="local (default)"
@@ -109,8 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=passed_on,
         help="one job per (task, method, seed) of runners.lra",
     )
-    lp.add_argument("--tasks", default="all", help=f"comma list of {lra.names()} or all")
-    lp.add_argument("--seeds", default="0", help="comma list of seeds (0)")
+    lp.add_argument(
+        "--tasks", "--task", dest="tasks", default="all", help=f"comma list of {lra.names()} or all"
+    )
+    lp.add_argument("--seeds", "--seed", dest="seeds", default="0", help="comma list of seeds (0)")
     sub.add_parser(
         "sweep",
         parents=[common],

@@ -23,19 +23,19 @@ from runners.sweep import args as sweep_args
 def plan_lra(tasks: str, methods: str, seeds: str, rest: list[str]) -> tuple[list[Cell], dict]:
     """One cell per (task, method, seed) of the comma lists; the runner's own parser checks
     `rest`, the options passed on. Returns the cells and where their results go."""
-    for flag in ("--task", "--method", "--seeds", "--efficiency", "--dry-run"):
+    for flag in ("--efficiency", "--dry-run"):
         if any(a == flag or a.startswith(flag + "=") for a in rest):
-            raise ValueError(f"{flag} is the grid's to set (use --tasks, --methods, --seeds)")
+            raise ValueError(f"{flag} is not a grid's: a cell is one training run")
     ns = _parse(
         lra_args.build_parser(),
-        ["--task", tasks, "--method", methods, "--seeds", seeds, *rest],
+        ["--tasks", tasks, "--methods", methods, "--seeds", seeds, *rest],
     )
     runs, _ = plan(ns.task, ns.method, ns.seeds, ns.profile, ns.overrides)
     cells = [
         Cell(
             id=f"{r.task}-{r.method}-s{r.seed}",
             module="runners.lra",
-            argv=["--task", r.task, "--method", r.method, "--seeds", str(r.seed), *rest],
+            argv=["--tasks", r.task, "--methods", r.method, "--seeds", str(r.seed), *rest],
             label=[r.task, r.method, f"s{r.seed}"],
             run_name=r.name,
             key=[r.task, r.method, r.seed, r.config_hash],
@@ -49,8 +49,6 @@ def plan_lra(tasks: str, methods: str, seeds: str, rest: list[str]) -> tuple[lis
 
 def plan_sweep(methods: str, partitions: str | None, rest: list[str]) -> tuple[list[Cell], dict]:
     """One cell per (method, comma-listed partition): each GPU kind measures every method."""
-    if any(a == "--methods" or a.startswith("--methods=") for a in rest):
-        raise ValueError("--methods is the grid's to set")
     names = parse_names(methods, zoo.names(), "methods")
     ns = sweep_args.resolve(
         _parse(sweep_args.build_parser(), ["--methods", ",".join(names), *rest])

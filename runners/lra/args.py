@@ -21,9 +21,17 @@ def build_parser() -> argparse.ArgumentParser:
         "methods.METHOD.OPTION, "
         "tasks.TASK.SECTION.KEY.",
     )
-    p.add_argument("--task", default="all", help=f"comma list of {lra.names()} or all")
-    p.add_argument("--method", default="all", help=f"comma list of {zoo.names()} or all")
-    p.add_argument("--seeds", default="0", help="comma list of seeds (default 0)")
+    p.add_argument(
+        "--tasks", "--task", dest="task", default="all", help=f"comma list of {lra.names()} or all"
+    )
+    p.add_argument(
+        "--methods",
+        "--method",
+        dest="method",
+        default="all",
+        help=f"comma list of {zoo.names()} or all",
+    )
+    p.add_argument("--seeds", "--seed", dest="seeds", default="0", help="comma list of seeds (0)")
     p.add_argument("--profile", default="paper", help="profile name or .toml path (paper)")
     p.add_argument(
         "--set",

@@ -1,12 +1,12 @@
 """LRA training: every (task, attention, seed) trained, validated and tested, rows to parquet.
 
-    python -m runners.lra --task listops --method lotformer --profile paper --seeds 0,1,2
-    python -m runners.lra --task all --method all --profile paper --seeds 0,1,2   # make lra-all
-    python -m runners.lra --task listops,pathfinder --method all --profile smoke \\
+    python -m runners.lra --tasks listops --methods lotformer --profile paper --seeds 0,1,2
+    python -m runners.lra --tasks all --methods all --profile paper --seeds 0,1,2   # make lra-all
+    python -m runners.lra --tasks listops,pathfinder --methods all --profile smoke \\
         --data-dir data/smoke                                                     # quickstart
-    python -m runners.lra --task listops --method softmax --set train.steps=2000 --set optim.lr=5e-4
-    python -m runners.lra --efficiency --method all    # LRA's efficiency table (text, 1K-4K)
-    python -m runners.lra --task image --method all --dry-run   # the resolved configs only
+    python -m runners.lra --tasks listops --methods softmax --set train.steps=2000 --set optim.lr=5e-4
+    python -m runners.lra --efficiency --methods all    # LRA's efficiency table (text, 1K-4K)
+    python -m runners.lra --tasks image --methods all --dry-run   # the resolved configs only
 
 Each run keeps its best-validation weights and reports the test accuracy of those (the
 original JAX code tested the last checkpoint). Final rows go to `<out>/lra-*.parquet`
@@ -15,7 +15,7 @@ to `<out>/configs/<config_hash>.json`. Runs checkpoint at every validation and o
 SIGTERM/SIGINT/SIGUSR2 (SLURM's warning before a time limit or preemption); the same
 command resumes them, and skips every (task, method, seed, config) already finished.
 
-    torchrun --nproc_per_node=4 -m runners.lra --task text --method performer --seeds 0
+    torchrun --nproc_per_node=4 -m runners.lra --tasks text --methods performer --seeds 0
 
 trains each run across 4 processes (one GPU each; gloo on CPU) with DistributedDataParallel:
 the global batch stays the profile's, rank 0 alone writes rows, curves and checkpoints,

@@ -1,6 +1,6 @@
 """One training run across processes: torchrun's ranks, the global batch's shards, reductions.
 
-    torchrun --nproc_per_node=4 -m runners.lra --task listops --method lotformer --seeds 0
+    torchrun --nproc_per_node=4 -m runners.lra --tasks listops --methods lotformer --seeds 0
 
 torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; `setup` joins the process group (NCCL with
 one GPU per rank, gloo on CPU) and everything else asks the returned `Dist`. A step's

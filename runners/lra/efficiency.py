@@ -1,7 +1,7 @@
 """LRA's efficiency table: training steps per second and peak memory on the text task's model.
 
-    python -m runners.lra --efficiency --method all                  # lengths 1K-4K, batch 32
-    python -m runners.lra --efficiency --method softmax,lotformer --lengths 1024,2048 --batch 8
+    python -m runners.lra --efficiency --methods all                  # lengths 1K-4K, batch 32
+    python -m runners.lra --efficiency --methods softmax,lotformer --lengths 1024,2048 --batch 8
 
 For each mechanism and length: the text task's model of the profile (its layers, width and
 mechanism options) at that length, random byte tokens (speed and memory do not depend on

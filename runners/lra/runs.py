@@ -15,7 +15,7 @@ import datetime as dt
 import json
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,8 +209,7 @@ def train_runs(
     env = provenance(device)
     stamp = env["started_at"].replace(":", "").replace("-", "")[:15]
     writer = PartWriter(where.out, f"lra-{stamp}-{env['run_id']}", SCHEMA) if dist.main else None
-    missing: dict[str, str] = {}
-    loaded: dict[tuple[str, int], dict] = {}
+    tasks = _Tasks(data_dir)
     failed = 0
     todo = [r for r in runs if (r.task, r.method, r.seed, r.config_hash) not in done]
     ranks = f" x {dist.world} processes" if dist.world > 1 else ""
@@ -220,21 +219,8 @@ def train_runs(
         f"profile {profile!r}, data {data_dir} -> {where.out}"
     )
     for run in todo:
-        if run.task in missing:
+        if (splits := tasks.load(run, say)) is None:
             continue
-        length = run.cfg["train"]["length"]
-        try:
-            if (run.task, length) not in loaded:
-                loaded = {
-                    (run.task, length): load_task(run.task, data_dir, length, run.cfg.get("data"))
-                }
-        except (MissingData, BadData) as exc:
-            missing[run.task] = str(exc)
-            say(f"{run.task}: not run: {exc}")
-            continue
-        except ValueError as exc:  # train.length cuts real tokens
-            raise ValueError(f"{run.task}: {exc}") from None
-        splits = loaded[(run.task, length)]
         if dist.main:
             write_json_atomic(where.out / "configs" / f"{run.config_hash}.json", run.cfg)
         try:
@@ -265,11 +251,37 @@ def train_runs(
         say(outcome_line(run, outcome))
     if writer is not None:
         print_summary(runs, pd.concat([existing, pd.DataFrame(writer.rows, columns=SCHEMA.names)]))
-        if missing:
+        if tasks.missing:
             print("\ntasks without data (not run):")
-            for task, why in missing.items():
+            for task, why in tasks.missing.items():
                 print(f"  {task}: {why}")
-    return 1 if failed or (missing and not every_task) else 0
+    return 1 if failed or (tasks.missing and not every_task) else 0
+
+
+class _Tasks:
+    """The splits of the task being trained (one task in memory at a time), and the tasks
+    whose data is missing or not what the profile expects."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.missing: dict[str, str] = {}
+        self.loaded: dict[tuple[str, int], dict] = {}
+
+    def load(self, run: Run, say: Callable[[str], None]) -> dict | None:
+        """`run`'s splits, or None (said once per task) when its data is not there."""
+        if run.task in self.missing:
+            return None
+        key = (run.task, run.cfg["train"]["length"])
+        try:
+            if key not in self.loaded:
+                self.loaded = {key: load_task(run.task, self.data_dir, key[1], run.cfg.get("data"))}
+        except (MissingData, BadData) as exc:
+            self.missing[run.task] = str(exc)
+            say(f"{run.task}: not run: {exc}")
+            return None
+        except ValueError as exc:  # train.length cuts real tokens
+            raise ValueError(f"{run.task}: {exc}") from None
+        return self.loaded[key]
 
 
 def outcome_line(run: Run, outcome) -> str:

@@ -20,7 +20,7 @@ from runners.measure.allocator import MODES
 from runners.measure.cases import DTYPES, PASSES
 
 DEFAULTS = {
-    "methods": ",".join(zoo.names()),
+    "methods": "all",
     "lengths": "512:4096",
     "batch": 1,
     "heads": 8,
@@ -38,7 +38,7 @@ DEFAULTS = {
 PRESETS = {
     # the published long-context benchmark (LOTFormer paper): one GPU, bf16, up to 2^17
     "paper": {
-        "methods": "softmax,flash,performer,sinkformer,lotformer",
+        "methods": "all",
         "lengths": "512:131072",
         "batch": 1,
         "heads": 16,
@@ -50,7 +50,7 @@ PRESETS = {
     },
     # finishes in a few minutes on a 2-core CPU; quadratic cells past the budget are skipped
     "cpu": {
-        "methods": "softmax,flash,performer,sinkformer,lotformer",
+        "methods": "all",
         "lengths": "512:16384",
         "batch": 1,
         "heads": 8,
@@ -145,7 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a = p.add_argument
     a("--preset", choices=[*PRESETS, "auto"], help="a named setup (see below)")
-    a("--methods", help=f"comma list of zoo mechanisms; known: {','.join(zoo.names())}")
+    a(
+        "--methods",
+        "--method",
+        dest="methods",
+        help=f"comma list of zoo mechanisms or all; known: {','.join(zoo.names())}",
+    )
     a("--lengths", help="LO:HI for the powers of two between, or a comma list, e.g. 512:131072")
     a("--batch", type=int, help="batch size B")
     a("--heads", type=int, help="heads H")

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 import attention_zoo as zoo
+from runners.arguments import parse_names
 from runners.measure import allocator
 from runners.measure.cases import PASSES, Cell, Settings
 from runners.measure.loop import available_memory_bytes
@@ -30,9 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = resolve(parser.parse_args(argv))
     try:
-        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-        for m in methods:
-            zoo.info(m)  # raises with the list of known names
+        methods = parse_names(args.methods, zoo.names(), "methods")
         passes = [x.strip() for x in args.passes.split(",")]
         if unknown := set(passes) - set(PASSES):
             raise ValueError(

@@ -106,7 +106,7 @@ def test_bad_runner_options_fail_before_anything_is_submitted(listops_dir, tmp_p
     jobs = tmp_path / "jobs"
     for bad, says in (
         ("--set=train.steps=0", "train.steps"),
-        ("--method=softmax", "grid's to set"),
+        ("--efficiency", "not a grid's"),
         ("--no-such-flag", "unrecognized arguments"),
     ):
         with pytest.raises(SystemExit):

@@ -321,7 +321,7 @@ def test_parse_options_checks_names_and_types():
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--methods", "softmx"], "unknown attention 'softmx'"),
+        (["--methods", "softmx"], "--methods: unknown ['softmx']; expected 'all' or some of"),
         (["--passes", "backward"], "unknown ['backward']"),
         (["--option", "lotformer.r"], "METHOD.NAME=VALUE"),
         (["--device", "cuda"] if not torch.cuda.is_available() else ["--batch", "0"], ""),

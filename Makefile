@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SMOKE  := data/smoke
 MINI   := data/mini
 
-.PHONY: help test lint format clean sweep data-status quickstart lra-all lra-smoke lra-mini lra-mini-ablation report bench-check bench-baseline gpu-check
+.PHONY: help test test-fast lint format clean sweep data-status quickstart lra-all lra-smoke lra-mini lra-mini-ablation report bench-check bench-baseline gpu-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)  ## run the test suite (creates .venv on first use)
 	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)  ## the suite without the tests marked slow, for the edit loop (under a minute)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 sweep: $(STAMP)  ## scaling sweep with the preset that fits this machine (paper on a GPU, cpu otherwise)
 	$(BIN)/python -m runners.sweep --preset auto

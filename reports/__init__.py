@@ -1,1 +1,2 @@
-"""Reports: figures, tables and the leaderboard, produced from parquet (built in later issues)."""
+"""Reports: tables, figures and the leaderboard page, each a pure function of the parquet
+results (`python -m reports build`; what each artefact is: reports/__main__.py)."""

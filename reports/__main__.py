@@ -15,7 +15,9 @@ same bytes):
 - lra_efficiency_<setting>.{md,tex,csv}: steps/s (speed-up over softmax) and peak memory at
   each length, published rows alongside, from results/lra_efficiency
 - scaling_<setting>.{png,pdf}: time, memory and achieved TFLOP/s vs N, forward |
-  forward+backward, from results/sweep
+  forward+backward, from results/sweep: each mechanism's default configuration
+- scaling_variants_<setting>.{png,pdf}: the option variants swept (lotformer's impl, ...),
+  each mechanism's curves labelled by the options that differ
 - sweep_tflops_<setting>.{md,tex,csv}: achieved TFLOP/s by length (and the fraction of the
   GPU's dense bf16 peak, reports/peaks.py), for sweep rows that carry FLOP counts
 - curves_<profile>_<task>.{png,pdf}: validation accuracy and loss vs step, results/lra_curves
@@ -35,7 +37,9 @@ from reports.data import (
     EFFICIENCY_SETTING,
     SWEEP_SETTING,
     ablation_curves,
+    configurations,
     current_curves,
+    marked_defaults,
     read_results,
     settings,
 )
@@ -101,8 +105,16 @@ def build(results: Path, out: Path) -> tuple[list[Path], list[str]]:
         emit_table(table, f"lra_efficiency_{name}")
     if efficiency.empty:
         left_out.append("LRA efficiency table: no rows in results/lra_efficiency")
+    defaults = marked_defaults(sweep)
     for name, part in settings(sweep, SWEEP_SETTING):
-        emit_figure(figures.scaling(part), f"scaling_{name}", f"Scaling sweep: scaling_{name}.pdf")
+        main, variants = configurations(part, defaults)
+        emit_figure(figures.scaling(main), f"scaling_{name}", f"Scaling sweep: scaling_{name}.pdf")
+        if len(variants):
+            stem = f"scaling_variants_{name}"
+            fig = figures.scaling(variants, "Option variants")
+            emit_figure(
+                fig, stem, f"Option variants, each mechanism beside its default: {stem}.pdf"
+            )
         if "flops" in part and part["flops"].notna().any():
             emit_table(tables.sweep_throughput(part), f"sweep_tflops_{name}")
     if sweep.empty:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from reports import data, stats
 from reports.data import variant_label
-from reports.render import Cell, Table, add_note, provenance
+from reports.render import Table, TableCell, add_note, provenance
 
 TASK_ORDER = ["listops", "text", "retrieval", "image", "pathfinder", "pathx"]
 # heads the published rows in a table of another profile than `paper`
@@ -33,12 +33,12 @@ def published_accuracy() -> pd.DataFrame:
     return pd.read_csv(data.REFERENCE / "lra_published_accuracy.csv")
 
 
-def _average(cells: list[Cell], tasks: list[str]) -> Cell:
+def _average(cells: list[TableCell], tasks: list[str]) -> TableCell:
     """LRA's Avg: the mean over its five tasks, or missing when one of them is."""
     values = [c.mean for c, t in zip(cells, tasks, strict=True) if t in AVERAGED]
     if len(values) < len(AVERAGED) or any(v is None for v in values):
-        return Cell(None)
-    return Cell(sum(values) / len(values))
+        return TableCell(None)
+    return TableCell(sum(values) / len(values))
 
 
 def lra_accuracy(
@@ -84,7 +84,7 @@ def lra_accuracy(
         table.reported_label = "" if comparable else NOT_COMPARABLE
         for (source, model), group in reported.groupby(["source", "model"], sort=False):
             values = dict(zip(group["task"], group["accuracy"], strict=True))
-            cells = [Cell(float(values[t])) if t in values else Cell(None) for t in tasks]
+            cells = [TableCell(float(values[t])) if t in values else TableCell(None) for t in tasks]
             name = f"{model}, reported ({source})"
             table.reported[name] = [*cells, _average(cells, tasks)]
             table.provenance[name] = f"published: {source}"
@@ -169,10 +169,10 @@ def lra_vs_softmax(rows: pd.DataFrame, profile: str) -> Table:
         for task in tasks:
             found = stats.paired_difference(by_seed(method, task), softmax[task])
             if found is None:
-                cells.append(Cell(None))
+                cells.append(TableCell(None))
                 continue
             diff, interval, n = found
-            cells.append(Cell(diff, None, n, interval=interval))
+            cells.append(TableCell(diff, None, n, interval=interval))
         table.ours[method] = cells
         used = [runs for (m, _), runs in shown.items() if m in (method, "softmax")]
         table.provenance[method] = provenance(pd.concat(used))
@@ -181,7 +181,7 @@ def lra_vs_softmax(rows: pd.DataFrame, profile: str) -> Table:
 
 def _accuracy_cell(
     table: Table, runs: pd.DataFrame, method: str, task: str, notes: list[int]
-) -> Cell:
+) -> TableCell:
     ok = runs[runs["status"] == "ok"]
     failed = runs[runs["status"] != "ok"]
     if len(failed):
@@ -192,7 +192,7 @@ def _accuracy_cell(
         notes.append(add_note(table, f"{method} / {task}: left out of the mean: {why}"))
     if ok.empty:
         notes.append(add_note(table, f"{method} / {task}: no finished run"))
-        return Cell(None, notes=tuple(notes))
+        return TableCell(None, notes=tuple(notes))
     ok = ok.sort_values("finished_at").drop_duplicates("seed", keep="last")
     values = [100 * float(v) for v in ok["accuracy"]]
     mean, std, interval = stats.mean_interval(values)
@@ -200,7 +200,7 @@ def _accuracy_cell(
     collapsed = int(flags.sum()) if flags is not None else 0
     kept = [v for v, c in zip(values, flags, strict=True) if not c] if collapsed else values
     without = statistics.fmean(kept) if collapsed and kept else None
-    return Cell(
+    return TableCell(
         mean,
         std,
         len(values),
@@ -284,10 +284,10 @@ def lra_ablation(ablation: pd.DataFrame, rows: pd.DataFrame, profile: str) -> Ta
                 cells.append(_accuracy_cell(table, shown, name, task, notes))
                 found = stats.paired_difference(seeds(shown), reference[task]) if label else None
                 if found is None:
-                    cells.append(Cell(None))
+                    cells.append(TableCell(None))
                 else:
                     diff, interval, pairs = found
-                    cells.append(Cell(diff, None, pairs, interval=interval))
+                    cells.append(TableCell(diff, None, pairs, interval=interval))
             table.ours[name] = cells
             table.provenance[name] = provenance(runs) if len(runs) else "no runs"
     return table

@@ -144,3 +144,46 @@ def ablation_curves(
         mine = [k in wanted for k in zip(base["profile"], base["method"], strict=True)]
         base = base[mine]
     return pd.concat([base, variants], ignore_index=True)
+
+
+def marked_defaults(rows: pd.DataFrame) -> dict[str, dict]:
+    """method -> the options of its newest sweep rows that the sweep marked as the
+    mechanism's defaults (any setting); empty where no row carries the mark."""
+    if "default_options" not in rows:
+        return {}
+    marked = latest(rows[rows["default_options"].eq(True)], ["method"])
+    return {
+        m: json.loads(o) for m, o in zip(marked["method"], marked["method_options"], strict=True)
+    }
+
+
+def configurations(
+    rows: pd.DataFrame, defaults: dict[str, dict]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(main, variants) of one setting's sweep rows.
+
+    main: one curve per mechanism, its default configuration: a curve the sweep marked so,
+    or, in rows from before the mark, one that agrees on every option it has with the
+    mechanism's newest marked `defaults` (a mechanism never marked: any curve); the newest
+    such curve where there are several. variants: every curve of the mechanisms that have
+    other curves too, their main one included, for a figure of the option variants."""
+    curves = latest(rows, ["method", "method_options"])
+    flags = (
+        curves["default_options"] if "default_options" in curves else pd.Series(pd.NA, curves.index)
+    )
+    chosen = {}
+    for (method, options, when), flag in zip(
+        zip(curves["method"], curves["method_options"], curves["measured_at"], strict=True),
+        flags,
+        strict=True,
+    ):
+        if pd.isna(flag):
+            base, mine = defaults.get(method), json.loads(options)
+            flag = base is None or all(base.get(k, v) == v for k, v in mine.items())
+        if flag and (method not in chosen or when > chosen[method][1]):
+            chosen[method] = (options, when)
+    keys = list(zip(rows["method"], rows["method_options"], strict=True))
+    main = rows[[chosen.get(m, (None,))[0] == o for m, o in keys]]
+    several = {m for m, n in curves.groupby("method").size().items() if n > 1}
+    several |= set(curves["method"]) - set(chosen)
+    return main, rows[[m in several for m, _ in keys]]

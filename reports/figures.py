@@ -98,7 +98,7 @@ def _mark_stopped(ax, stopped: list[tuple[pd.Series, dict[str, str]]]) -> None:
         )
 
 
-def scaling(rows: pd.DataFrame) -> object:
+def scaling(rows: pd.DataFrame, title: str = "Attention scaling") -> object:
     """Time, peak memory and achieved TFLOP/s vs sequence length (log-log) of one setting.
 
     Columns: forward, forward + backward; rows: time per call, peak memory, and (where the
@@ -181,7 +181,7 @@ def scaling(rows: pd.DataFrame) -> object:
     )
     fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False)
     fig.suptitle(
-        f"Attention scaling on {first['device_name']} ({first['device']}), {first['dtype']}, "
+        f"{title} on {first['device_name']} ({first['device']}), {first['dtype']}, "
         f"batch {first['batch']}, {first['heads']} heads × head dim {first['head_dim']}"
     )
     fig.tight_layout(rect=(0, 0.09 * 2 / len(metrics), 1, 1))

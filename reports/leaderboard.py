@@ -80,7 +80,7 @@ document.body.dataset.ready = wanted ? "sorted" : "yes";
 """
 
 
-def _cell_html(table: tables.Table, cell: tables.Cell) -> str:
+def _cell_html(table: tables.Table, cell: tables.TableCell) -> str:
     value = "" if cell.mean is None else repr(cell.mean)
     marks = "".join(
         f'<sup title="{html.escape(table.notes[i - 1])}">[{i}]</sup>' for i in cell.notes

@@ -1,6 +1,6 @@
 """A table of cells and its three renderings: Markdown, LaTeX and CSV, byte-stable.
 
-    table = Table("title", ["listops", "avg"], ours={"softmax": [Cell(36.2, 1.1, 3)]})
+    table = Table("title", ["listops", "avg"], ours={"softmax": [TableCell(36.2, 1.1, 3)]})
     to_markdown(table), to_latex(table), to_csv(table)
 
 The table builders are in reports/accuracy.py and reports/speed.py (reports.tables holds
@@ -18,8 +18,8 @@ import pandas as pd
 
 
 @dataclass(frozen=True)
-class Cell:
-    """Mean and sample std (None for one seed) of an accuracy in %, over `n` seeds."""
+class TableCell:
+    """A table's cell: the mean and sample std (None for one seed) of a value over `n` seeds."""
 
     mean: float | None
     std: float | None = None
@@ -42,8 +42,8 @@ class Table:
 
     title: str
     columns: list[str]
-    ours: dict[str, list[Cell]] = field(default_factory=dict)
-    reported: dict[str, list[Cell]] = field(default_factory=dict)
+    ours: dict[str, list[TableCell]] = field(default_factory=dict)
+    reported: dict[str, list[TableCell]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     higher_is_better: list[bool] = field(default_factory=list)
     provenance: dict[str, str] = field(default_factory=dict)
@@ -91,7 +91,7 @@ def mark_best(table: Table) -> None:
                 cells[i] = replace(cells[i], best=True)
 
 
-def format_cell(cell: Cell) -> str:
+def format_cell(cell: TableCell) -> str:
     """A cell as text: '-', '36.37', '34.00 ± 4.00 (3) [24.1, 43.9]', '2.90 (12.3×)';
     with '1/3 collapsed (without them 36.00)' and '(tie)' where they apply."""
     if cell.mean is None:
@@ -158,7 +158,7 @@ def to_latex(table: Table) -> str:
         r"\midrule",
     ]
 
-    def row(name: str, cells: list[Cell]) -> str:
+    def row(name: str, cells: list[TableCell]) -> str:
         shown = []
         for c in cells:
             text = _tex(format_cell(c)).replace("±", r"$\pm$")

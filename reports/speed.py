@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from reports import data, peaks
-from reports.render import Cell, Table, add_note, mark_best, provenance
+from reports.render import Table, TableCell, add_note, mark_best, provenance
 from results import schema
 
 
@@ -63,13 +63,13 @@ def lra_efficiency(
                     detail = f" ({error[:80]})" if isinstance(error, str) else ""
                     text = f"{method} at N = {n}: {hit['status'].iloc[0]}{detail}"
                 note = (add_note(table, text),)
-                speed.append(Cell(None, notes=note))
-                memory.append(Cell(None, notes=note))
+                speed.append(TableCell(None, notes=note))
+                memory.append(TableCell(None, notes=note))
                 continue
             s, r = float(hit["steps_per_s"].iloc[0]), hit.iloc[0]
             up = f"({s / base_speed[n]:.1f}×)" if n in base_speed else ""
-            speed.append(Cell(s, extra=up))
-            memory.append(Cell(float(r["peak_mem_bytes"]) / 1e9))
+            speed.append(TableCell(s, extra=up))
+            memory.append(TableCell(float(r["peak_mem_bytes"]) / 1e9))
         table.ours[method] = speed + memory
         table.provenance[method] = provenance(group)
     mark_best(table)
@@ -79,18 +79,18 @@ def lra_efficiency(
         for (source, model), group in reported.groupby(["source", "model"], sort=False):
             by_len = {int(r.seq_len): r for r in group.itertuples()}
             speed = [
-                Cell(
+                TableCell(
                     float(by_len[n].steps_per_second),
                     extra=f"({by_len[n].steps_per_second / ref_speed[n]:.1f}×)"
                     if n in ref_speed
                     else "",
                 )
                 if n in by_len
-                else Cell(None)
+                else TableCell(None)
                 for n in lengths
             ]
             memory = [
-                Cell(float(by_len[n].peak_memory_gb)) if n in by_len else Cell(None)
+                TableCell(float(by_len[n].peak_memory_gb)) if n in by_len else TableCell(None)
                 for n in lengths
             ]
             name = f"{model}, reported ({source})"
@@ -140,7 +140,7 @@ def sweep_throughput(rows: pd.DataFrame) -> Table:
             for n in lengths:
                 hit = part[part["seq_len"] == n]
                 if hit.empty:
-                    cells.append(Cell(None))
+                    cells.append(TableCell(None))
                     continue
                 r = hit.iloc[0]
                 rate = r.get("achieved_tflops")
@@ -149,10 +149,10 @@ def sweep_throughput(rows: pd.DataFrame) -> Table:
                     note = add_note(
                         table, f"{what}: not measured (the row's error column says why)"
                     )
-                    cells.append(Cell(None, notes=(note,)))
+                    cells.append(TableCell(None, notes=(note,)))
                     continue
                 extra = f"({100 * rate / peak:.1f}%)" if peak else ""
-                cells.append(Cell(float(rate), extra=extra))
+                cells.append(TableCell(float(rate), extra=extra))
             label = f"{name}, {'forward' if pass_ == 'forward' else 'forward+backward'}"
             table.ours[label] = cells
             table.provenance[label] = provenance(part)

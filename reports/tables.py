@@ -6,7 +6,7 @@
 
 reports/accuracy.py: the LRA accuracy table and the paired difference to softmax;
 reports/speed.py: LRA's efficiency table and the sweep's achieved TFLOP/s;
-reports/render.py: the Table and Cell they build and its three renderings.
+reports/render.py: the Table and TableCell they build and its three renderings.
 """
 
 from reports.accuracy import (
@@ -19,14 +19,14 @@ from reports.accuracy import (
     published_accuracy,
     variant_label,
 )
-from reports.render import Cell, Table, format_cell, provenance, to_csv, to_latex, to_markdown
+from reports.render import Table, TableCell, format_cell, provenance, to_csv, to_latex, to_markdown
 from reports.speed import lra_efficiency, published_efficiency, sweep_throughput
 
 __all__ = [
     "AVERAGED",
     "TASK_ORDER",
-    "Cell",
     "Table",
+    "TableCell",
     "format_cell",
     "latest_config",
     "lra_ablation",

@@ -46,6 +46,7 @@ SWEEP = pa.schema(
         ("measured_at", pa.string()),
         ("method", pa.string()),
         ("method_options", pa.string()),  # JSON of the resolved options
+        ("default_options", pa.bool_()),  # method_options are the mechanism's defaults
         ("seq_len", pa.int64()),
         ("batch", pa.int32()),
         ("heads", pa.int32()),

@@ -1,4 +1,4 @@
-"""Provenance: the columns every result row carries (DESIGN.md), read once per run."""
+"""Provenance: the columns every result row carries (results.schema.PROVENANCE), once a run."""
 
 from __future__ import annotations
 

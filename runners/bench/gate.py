@@ -43,7 +43,7 @@ import torch
 
 import attention_zoo as zoo
 from runners.measure import allocator
-from runners.measure.cases import Cell, Settings, workload
+from runners.measure.cases import AttentionCase, Settings, workload
 from runners.measure.meters import measure_memory
 
 REPO = Path(__file__).resolve().parents[2]
@@ -149,7 +149,7 @@ def run_case(benchmark, case: Case, device: torch.device | None = None) -> dict[
     device = device or current_device()
     torch.set_num_threads(THREADS)
     settings = Settings(device=device, **SETTINGS)
-    cell = Cell(case.method, (), case.seq_len, case.pass_)
+    cell = AttentionCase(case.method, (), case.seq_len, case.pass_)
     attn, call, before = workload(cell, settings)
     reference = reference_workload(device)
     timer = _timer(device)

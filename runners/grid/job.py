@@ -33,7 +33,7 @@ class JobFailed(RuntimeError):
 
 
 @dataclass
-class Cell:
+class GridCell:
     """One job of the grid: the runner module and its arguments."""
 
     id: str
@@ -61,7 +61,7 @@ class GridJob:
     `checkpoint` when the job is preempted or times out, and requeues what it returns,
     this same job, whose runner resumes from its own checkpoint."""
 
-    cell: Cell
+    cell: GridCell
     state_path: str
     cwd: str
     executor: str  # local-process (--launcher local) | local | debug | slurm (submitit)

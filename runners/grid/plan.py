@@ -14,13 +14,13 @@ from pathlib import Path
 
 import attention_zoo as zoo
 from runners.arguments import parse_names
-from runners.grid.job import Cell
+from runners.grid.job import GridCell
 from runners.lra import args as lra_args
 from runners.lra.runs import plan
 from runners.sweep import args as sweep_args
 
 
-def plan_lra(tasks: str, methods: str, seeds: str, rest: list[str]) -> tuple[list[Cell], dict]:
+def plan_lra(tasks: str, methods: str, seeds: str, rest: list[str]) -> tuple[list[GridCell], dict]:
     """One cell per (task, method, seed) of the comma lists; the runner's own parser checks
     `rest`, the options passed on. Returns the cells and where their results go."""
     for flag in ("--efficiency", "--dry-run"):
@@ -32,7 +32,7 @@ def plan_lra(tasks: str, methods: str, seeds: str, rest: list[str]) -> tuple[lis
     )
     runs, _ = plan(ns.task, ns.method, ns.seeds, ns.profile, ns.overrides)
     cells = [
-        Cell(
+        GridCell(
             id=f"{r.task}-{r.method}-s{r.seed}",
             module="runners.lra",
             argv=["--tasks", r.task, "--methods", r.method, "--seeds", str(r.seed), *rest],
@@ -47,7 +47,9 @@ def plan_lra(tasks: str, methods: str, seeds: str, rest: list[str]) -> tuple[lis
     return cells, where
 
 
-def plan_sweep(methods: str, partitions: str | None, rest: list[str]) -> tuple[list[Cell], dict]:
+def plan_sweep(
+    methods: str, partitions: str | None, rest: list[str]
+) -> tuple[list[GridCell], dict]:
     """One cell per (method, comma-listed partition): each GPU kind measures every method."""
     names = parse_names(methods, zoo.names(), "methods")
     ns = sweep_args.resolve(
@@ -55,7 +57,7 @@ def plan_sweep(methods: str, partitions: str | None, rest: list[str]) -> tuple[l
     )
     parts = [p for p in (partitions or "").split(",") if p] or [""]
     cells = [
-        Cell(
+        GridCell(
             id=f"{m}-{p}" if p else m,
             module="runners.sweep",
             argv=["--methods", m, *rest],
@@ -78,7 +80,7 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
     return parser.parse_args(argv)
 
 
-def grid_folder(jobs: Path, kind: str, cells: list[Cell]) -> Path:
+def grid_folder(jobs: Path, kind: str, cells: list[GridCell]) -> Path:
     """`<jobs>/<kind>-<hash>`: the same grid command always maps to the same folder."""
     text = json.dumps([[c.id, c.argv, c.partition] for c in cells], sort_keys=True)
     return jobs / f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"

@@ -14,21 +14,21 @@ import socket
 import subprocess
 from pathlib import Path
 
-from runners.grid.job import Cell
+from runners.grid.job import GridCell
 from runners.results import pid_alive, read_results
 
 LIVE_SLURM = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING",
               "SUSPENDED", "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT"}  # fmt: skip
 
 
-def record_path(folder: Path, cell: Cell) -> Path:
+def record_path(folder: Path, cell: GridCell) -> Path:
     """The job record of `cell` in the grid at `folder` (absent until it is submitted)."""
     return folder / "cells" / f"{cell.id}.json"
 
 
 def load_grid(folder: Path) -> dict:
     manifest = json.loads((folder / "grid.json").read_text())
-    manifest["cells"] = [Cell(**c) for c in manifest["cells"]]
+    manifest["cells"] = [GridCell(**c) for c in manifest["cells"]]
     return manifest
 
 
@@ -64,7 +64,7 @@ def _alive(record: dict, slurm: dict[str, str]) -> bool | None:
     return pid_alive(int(record["pid"]))
 
 
-def _progress(manifest: dict, cell: Cell) -> str:
+def _progress(manifest: dict, cell: GridCell) -> str:
     """`step S/T, val A` from the run's learning curve (lra), else ''."""
     if not cell.run_name:
         return ""
@@ -89,7 +89,7 @@ def _finished_runs(manifest: dict) -> dict[tuple, float]:
 
 
 def _cell_state(
-    manifest: dict, cell: Cell, record: dict | None, finished: dict, slurm: dict
+    manifest: dict, cell: GridCell, record: dict | None, finished: dict, slurm: dict
 ) -> tuple[str, str]:
     """(done | running | failed | pending, detail) of one cell."""
     if tuple(cell.key) in finished:
@@ -116,7 +116,7 @@ def _cell_state(
     return "pending", job + ("requeued" if state == "requeued" else "queued")
 
 
-def cell_states(folder: Path) -> tuple[dict, list[tuple[Cell, str, str]]]:
+def cell_states(folder: Path) -> tuple[dict, list[tuple[GridCell, str, str]]]:
     """(manifest, [(cell, done | running | failed | pending, detail)]) of the grid in
     `folder`, from the results (lra: an ok test row is done) and the job records."""
     manifest = load_grid(folder)

@@ -4,7 +4,8 @@
     python -m runners.lra --tasks all --methods all --profile paper --seeds 0,1,2   # make lra-all
     python -m runners.lra --tasks listops,pathfinder --methods all --profile smoke \\
         --data-dir data/smoke                                                     # quickstart
-    python -m runners.lra --tasks listops --methods softmax --set train.steps=2000 --set optim.lr=5e-4
+    python -m runners.lra --tasks listops --methods softmax --set train.steps=2000 \\
+        --set optim.lr=5e-4
     python -m runners.lra --efficiency --methods all    # LRA's efficiency table (text, 1K-4K)
     python -m runners.lra --tasks image --methods all --dry-run   # the resolved configs only
 

@@ -21,8 +21,8 @@ PASSES = ("forward", "forward_backward")
 
 
 @dataclass(frozen=True)
-class Cell:
-    """What one measurement is of."""
+class AttentionCase:
+    """One attention call to measure: a mechanism with its options, a length and a pass."""
 
     method: str
     options: tuple[tuple[str, object], ...]  # resolved options, sorted by name
@@ -56,7 +56,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
     )
 
 
-def workload(cell: Cell, s: Settings):
+def workload(cell: AttentionCase, s: Settings):
     """The call to measure, and the bytes its inputs hold before it runs."""
     torch.manual_seed(s.seed)
     attn = zoo.create(cell.method, heads=s.heads, head_dim=s.head_dim, **dict(cell.options))
@@ -88,7 +88,7 @@ def workload(cell: Cell, s: Settings):
     return attn, call, tensor_bytes(held)
 
 
-def measure_cell(cell: Cell, s: Settings) -> dict[str, object]:
+def measure_cell(cell: AttentionCase, s: Settings) -> dict[str, object]:
     """Measure one cell; returns the measurement columns and `status` / `error`."""
     row: dict[str, object] = {"status": "ok", "error": None}
     try:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import attention_zoo as zoo
 from runners.arguments import parse_names
 from runners.measure import allocator
-from runners.measure.cases import PASSES, Cell, Settings
+from runners.measure.cases import PASSES, AttentionCase, Settings
 from runners.measure.loop import available_memory_bytes
 from runners.provenance import resolve_device
 from runners.sweep.args import build_parser, parse_lengths, parse_options, resolve
@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
     )
     cells = [
-        Cell(m, tuple(sorted({**zoo.info(m).defaults, **chosen}.items())), n, pass_)
+        AttentionCase(m, tuple(sorted({**zoo.info(m).defaults, **chosen}.items())), n, pass_)
         for n in lengths  # lengths outermost: mechanisms are measured side by side in time
         for m in methods
         for chosen in options[m]  # one curve per combination of the option values given

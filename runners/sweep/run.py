@@ -19,7 +19,7 @@ import pandas as pd
 import attention_zoo as zoo
 from results import schema
 from runners.measure import loop
-from runners.measure.cases import Cell, Settings, measure_cell
+from runners.measure.cases import AttentionCase, Settings, measure_cell
 from runners.measure.loop import OUT_OF_TIME, Budgets, Case, Chain, run_cases
 from runners.provenance import provenance
 from runners.results import PartWriter, read_results
@@ -37,7 +37,7 @@ HINTS = {
 
 
 def skip_reason(
-    chain: Chain, cell: Cell, s: Settings, memory_budget: float, after_failure: bool
+    chain: Chain, cell: AttentionCase, s: Settings, memory_budget: float, after_failure: bool
 ) -> str | None:
     """Why `cell` should not be tried, or None (measure.loop.skip_reason at the sweep's
     budgets)."""
@@ -58,7 +58,7 @@ def budgets(
     )
 
 
-def cell_key(cell: Cell, s: Settings, env: dict[str, object]) -> str:
+def cell_key(cell: AttentionCase, s: Settings, env: dict[str, object]) -> str:
     """Identity of a measurement: configuration and environment, not the run."""
     ident = {
         "method": cell.method,
@@ -86,7 +86,7 @@ def cell_key(cell: Cell, s: Settings, env: dict[str, object]) -> str:
 
 
 def run_sweep(
-    cells: list[Cell],
+    cells: list[AttentionCase],
     s: Settings,
     out: Path,
     *,
@@ -123,7 +123,7 @@ def measured_before(existing: pd.DataFrame, retry_failed: bool) -> dict[str, dic
     return done
 
 
-def case(cell: Cell, s: Settings, env: dict, done: dict[str, dict]) -> Case:
+def case(cell: AttentionCase, s: Settings, env: dict, done: dict[str, dict]) -> Case:
     """`cell` as a case of the measurement loop: its row's columns, and its FLOPs counted."""
     info = zoo.info(cell.method)
     key = cell_key(cell, s, env)
@@ -139,6 +139,7 @@ def case(cell: Cell, s: Settings, env: dict, done: dict[str, dict]) -> Case:
         **env,
         "method": cell.method,
         "method_options": json.dumps(dict(cell.options), sort_keys=True),
+        "default_options": dict(cell.options) == info.defaults,
         "seq_len": cell.seq_len,
         "batch": s.batch,
         "heads": s.heads,

@@ -1,4 +1,4 @@
-"""Properties every mechanism must hold: the DESIGN.md contract."""
+"""Properties every mechanism must hold: docs/design.md's contract."""
 
 import pytest
 import torch

@@ -52,11 +52,11 @@ def test_lotformer_compiled_kernels_on_cuda_equal_the_eager_ones_with_gradients(
 
 
 def test_a_sweep_cell_on_cuda_is_timed_with_events_and_counts_its_flops(tmp_path):
-    from runners.measure.cases import Cell, Settings
+    from runners.measure.cases import AttentionCase, Settings
     from runners.sweep.run import run_sweep
 
     s = Settings(batch=1, heads=4, head_dim=64, dtype="bf16", device=torch.device("cuda"))
-    cells = [Cell("flash", (("use_flash_attn_package", True),), 2048, "forward_backward")]
+    cells = [AttentionCase("flash", (("use_flash_attn_package", True),), 2048, "forward_backward")]
     rows, new = run_sweep(cells, s, tmp_path, progress=False)
     row = rows.iloc[0]
     assert new == 1 and row["status"] == "ok", row["error"]

@@ -11,7 +11,7 @@ from lra import image
 from lra.data import load
 from lra.registry import BadData
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "lra-real-samples"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lra-real-samples"
 META = FIXTURES / "cifar10-batches-py-meta" / "cifar-10-batches-py"
 
 
@@ -71,7 +71,6 @@ def test_tarball_matches_folder(tmp_path):
         assert (a.inputs == b.inputs).all() and (a.labels == b.labels).all()
 
 
-@pytest.mark.skipif(not META.exists(), reason="shared fixtures not present")
 def test_the_genuine_batches_meta_is_read():
     names = image.label_names(META)
     assert names[0] == "airplane" and names[-1] == "truck" and len(names) == 10

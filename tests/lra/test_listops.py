@@ -11,7 +11,7 @@ from lra import listops
 from lra.data import load
 from lra.registry import BadData, MissingData, RowLog
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "lra-real-samples"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lra-real-samples"
 RELEASE_ROW = FIXTURES / "listops-lra-release-row" / "basic_train.head1.crlf.tsv"
 
 
@@ -34,7 +34,6 @@ def small_rows(count: int, seed: int = 0) -> list[tuple[str, int]]:
     return rows
 
 
-@pytest.mark.skipif(not RELEASE_ROW.exists(), reason="shared fixtures not present")
 @pytest.mark.parametrize("name", ["basic_train.head1.crlf.tsv", "basic_train.head1.tsv"])
 def test_a_genuine_release_row_is_read_and_its_label_reproduced(name):
     log = RowLog()

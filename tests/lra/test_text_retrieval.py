@@ -11,9 +11,8 @@ from lra import retrieval, text
 from lra.data import load
 from lra.registry import BadData
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "lra-real-samples"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lra-real-samples"
 ACL = FIXTURES / "imdb-aclImdb-sample" / "aclImdb"
-needs_fixtures = pytest.mark.skipif(not ACL.exists(), reason="shared fixtures not present")
 
 
 def acl_copy(root: Path) -> Path:
@@ -24,7 +23,6 @@ def acl_copy(root: Path) -> Path:
     return root / "aclImdb"
 
 
-@needs_fixtures
 def test_real_aclimdb_reviews_become_byte_ids_with_their_labels(tmp_path):
     acl_copy(tmp_path)
     train, val = load("text", "train", tmp_path), load("text", "val", tmp_path)
@@ -47,7 +45,6 @@ def test_real_aclimdb_reviews_become_byte_ids_with_their_labels(tmp_path):
     assert len(expected) == 7 and max(len(k) for k in expected) == 4096  # one was cut
 
 
-@needs_fixtures
 def test_the_tarball_gives_the_same_arrays_as_the_folder(tmp_path):
     folder = acl_copy(tmp_path / "unpacked")
     (tmp_path / "packed").mkdir()

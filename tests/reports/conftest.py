@@ -1,4 +1,4 @@
-"""Small hand-made result tables in the real column layout (DESIGN.md), for every report."""
+"""Small hand-made result tables in the real column layout (results/schema.py), for every report."""
 
 from __future__ import annotations
 

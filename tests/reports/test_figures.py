@@ -4,12 +4,20 @@ are non-trivial and byte-stable."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-from reports import figures, style, tables
+from reports import data, figures, style, tables
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def lines_by_label(ax) -> dict:
@@ -54,7 +62,20 @@ def test_a_mechanism_has_one_look_in_every_figure(sweep, curves):
     looks = {tuple(style.method_style(m).values()) for m in style.KNOWN}
     markers = {style.method_style(m)["marker"] for m in style.KNOWN}
     assert len(looks) == len(markers) == len(style.KNOWN)  # apart in grayscale too
-    assert style.method_style("newformer") == style.method_style("newformer")
+    # a mechanism the style does not know: its look from its name alone, in any process
+    # (not Python's salted hash), drawn after the known ones
+    looks_elsewhere = {look_in_a_new_process("newformer", seed) for seed in ("1", "2")}
+    assert looks_elsewhere == {str(style.method_style("newformer"))}
+    assert style.style_order("newformer") >= len(style.KNOWN)
+
+
+def look_in_a_new_process(method: str, hash_seed: str) -> str:
+    code = f"from reports.style import method_style; print(method_style({method!r}))"
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
 
 
 def test_learning_curves_show_the_seed_mean_and_band(curves):
@@ -101,6 +122,27 @@ def test_options_tell_two_lines_of_one_method_apart(sweep):
     other = sweep[sweep["method"] == "lotformer"].assign(method_options='{"r": 64}')
     labels = set(lines_by_label(figures.scaling(pd.concat([sweep, other])).axes[0]))
     assert {"lotformer [r=n/a]", "lotformer [r=64]", "softmax"} <= labels, labels
+
+
+def test_the_main_figure_has_each_mechanisms_default_and_the_variants_their_own(sweep):
+    marked = sweep.assign(default_options=True)
+    lotformer = sweep[sweep["method"] == "lotformer"]
+    later = {"measured_at": "2026-11-24T10:00:00+00:00", "default_options": False}
+    variants = [
+        lotformer.assign(method_options=json.dumps({"impl": impl, "r": 32}), **later)
+        for impl in ("reference", "products")
+    ]
+    older = lotformer.assign(  # before the sweep marked defaults: options it had then
+        method_options='{"r": 32}', measured_at="2026-11-01T10:00:00+00:00"
+    ).drop(columns="default_options", errors="ignore")
+    rows = pd.concat([marked, *variants, older], ignore_index=True)
+    main, others = data.configurations(rows, data.marked_defaults(rows))
+    names = [n for n in lines_by_label(figures.scaling(main).axes[0]) if not n.startswith("_")]
+    assert sorted(names) == ["lotformer", "softmax"]  # one curve per mechanism
+    assert len(main) == len(sweep)
+    labels = [n for n in lines_by_label(figures.scaling(others).axes[0]) if not n.startswith("_")]
+    assert len(labels) == 4 and all(n.startswith("lotformer [") for n in labels)  # not softmax
+    assert max(map(len, labels)) <= 40, labels
 
 
 def gpu_sweep(sweep):

@@ -17,7 +17,7 @@ import attention_zoo as zoo
 from attention_zoo.registry import _REGISTRY
 from attention_zoo.softmax import Softmax
 from runners.measure import allocator
-from runners.measure.cases import Cell, Settings, is_out_of_memory
+from runners.measure.cases import AttentionCase, Settings, is_out_of_memory
 from runners.measure.loop import Chain
 from runners.results import read_results
 from runners.sweep.args import parse_lengths, parse_options
@@ -58,7 +58,7 @@ def settings(**kw):
 
 def cells(methods, lengths, passes=("forward",)):
     return [
-        Cell(m, tuple(sorted(zoo.info(m).defaults.items())), n, p)
+        AttentionCase(m, tuple(sorted(zoo.info(m).defaults.items())), n, p)
         for n in lengths
         for m in methods
         for p in passes
@@ -170,7 +170,7 @@ def test_cells_predicted_over_budget_are_skipped_with_the_reason():
     chain = Chain(points=[(1024, 100.0, 2**20), (2048, 400.0, 2**22)])  # quadratic
     assert chain.predict(4096, 1) == pytest.approx(1600.0)
     assert chain.predict(4096, 2) == pytest.approx(2**24)
-    cell = Cell("softmax", (), 4096, "forward")
+    cell = AttentionCase("softmax", (), 4096, "forward")
     reason = skip_reason(chain, cell, settings(cell_budget_s=5.0, min_repeats=3), 2**40, True)
     assert reason.startswith("predicted 1.6 s per call") and "cell budget of 5 s" in reason
     reason = skip_reason(chain, cell, settings(cell_budget_s=60.0), 2**23, True)

@@ -1,0 +1,60 @@
+"""Data flows one way: attention_zoo <- lra <- runners -> results -> reports (docs/design.md)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+OURS = {"attention_zoo", "lra", "runners", "results", "reports"}
+# what each package may import of ours
+ALLOWED = {
+    "attention_zoo": set(),
+    "lra": {"attention_zoo"},
+    "runners": {"attention_zoo", "lra", "results"},
+    "results": set(),
+    "reports": {"results"},
+}
+
+
+def imports_of(package: str) -> dict[str, set[str]]:
+    """Our top-level packages each module of `package` imports: {module path: packages}."""
+    found = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(ROOT))] = (names & OURS) - {package}
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_a_package_imports_only_what_is_upstream_of_it(package):
+    wrong = {m: sorted(n - ALLOWED[package]) for m, n in imports_of(package).items()}
+    assert not {m: n for m, n in wrong.items() if n}
+
+
+def test_the_schema_module_needs_only_pyarrow_and_pandas():
+    tree = ast.parse((ROOT / "results" / "schema.py").read_text())
+    top = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            top |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            top.add(node.module.split(".")[0])
+    assert top - {"__future__", "collections", "json", "pathlib"} == {"pandas", "pyarrow"}
+
+
+def test_no_module_imports_another_commands_command_line():
+    for module, _ in imports_of("runners").items():
+        text = (ROOT / module).read_text()
+        command = Path(module).parent.name
+        for other in ("sweep", "lra", "grid", "bench", "gpu_check"):
+            if other != command:
+                assert f"runners.{other}.cli" not in text, module
+                assert f"runners.{other} import cli" not in text, module

@@ -192,6 +192,7 @@ def test_a_pivot_far_from_every_token_keeps_rows_stochastic_and_gradients_finite
     assert (G2.sum(-1) - sigma).abs().max().item() <= 1e-6
 
 
+@pytest.mark.slow
 def test_compiled_kernels_equal_the_eager_ones():
     q, k, v = make_qkv(batch=1, heads=2, seq_len=24, head_dim=8, seed=23, dtype=torch.float64)
     mask = lengths_mask(24, 19)

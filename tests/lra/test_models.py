@@ -51,6 +51,7 @@ def fit(model: torch.nn.Module, steps: int = STEPS, seed: int = 0) -> float:
         return float((model(test_x).argmax(-1) == test_y).float().mean())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", zoo.names())
 def test_every_mechanism_learns_to_copy_the_class_a_pointer_names(method):
     torch.manual_seed(0)
@@ -58,6 +59,7 @@ def test_every_mechanism_learns_to_copy_the_class_a_pointer_names(method):
     assert fit(model) >= 0.9
 
 
+@pytest.mark.slow
 def test_without_attention_the_pointer_task_is_not_learned():
     """The task needs attention: the same model with its attention output cut stays low."""
     torch.manual_seed(0)

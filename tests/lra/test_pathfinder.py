@@ -63,6 +63,7 @@ def draw_many(count: int, paddles: int = 14, seed: int = 0):
     return [pathfinder_gen.draw(rng, STYLE32, paddles) for _ in range(count)]
 
 
+@pytest.mark.slow
 def test_the_label_is_the_connectivity_of_the_rendered_image():
     drawn = draw_many(250)
     agree = [pathfinder_gen.markers_connected(img, *m) == bool(y) for img, y, m in drawn]
@@ -70,6 +71,7 @@ def test_the_label_is_the_connectivity_of_the_rendered_image():
     assert 0.4 < np.mean([y for _, y, _ in drawn]) < 0.6
 
 
+@pytest.mark.slow
 def test_pixel_histograms_do_not_reveal_the_label():
     drawn = draw_many(800, seed=1)
     x = np.stack([np.bincount(img.ravel() // 16, minlength=16) for img, _, _ in drawn]) / 1024

@@ -35,6 +35,7 @@ def build(results: Path, out: Path) -> list[str]:
     return sorted(p.name for p in out.iterdir())
 
 
+@pytest.mark.slow
 def test_every_artefact_is_built_and_a_second_build_is_byte_identical(results, tmp_path):
     names = build(results, tmp_path / "a")
     stems = {n.rsplit(".", 1)[0] for n in names}
@@ -78,6 +79,7 @@ def test_an_empty_results_folder_is_a_message_not_a_traceback(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_a_broken_part_is_named_and_skipped_and_the_rest_is_built(results, tmp_path, capsys):
     whole = build(results, tmp_path / "whole")
     part = results / "sweep" / "sweep-part.parquet"
@@ -126,6 +128,7 @@ class Rows(HTMLParser):
             self.in_summary = False
 
 
+@pytest.mark.slow
 def test_the_page_is_self_contained_with_provenance_on_every_row(results, tmp_path):
     build(results, tmp_path / "out")
     page = (tmp_path / "out" / "leaderboard.html").read_text()
@@ -160,6 +163,7 @@ def chromium(url: str, profile: Path, *args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run does)")
 def test_the_page_renders_and_sorts_in_headless_chromium(results, tmp_path):
     build(results, tmp_path / "out")
@@ -185,6 +189,7 @@ def test_the_page_renders_and_sorts_in_headless_chromium(results, tmp_path):
     assert by_memory.tables[EFFICIENCY_ID] == ["performer", "lotformer", "softmax"]
 
 
+@pytest.mark.slow
 def test_ablation_rows_build_their_table_and_curves_beside_the_mechanism(results, rows, tmp_path):
     from tests.reports.conftest import lra_row
 

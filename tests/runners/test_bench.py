@@ -64,6 +64,7 @@ def test_within_the_threshold_and_tolerance_passes():
     assert not any(v.failed for v in bench.compare(BASE, now))  # 1.2x < 1.25, +4% < 5%
 
 
+@pytest.mark.slow
 def test_a_mechanism_allocating_25_percent_more_fails(monkeypatch):
     case = bench.Case("softmax", 256, "forward")
     device = torch.device("cpu")
@@ -122,10 +123,11 @@ def test_check_without_a_baseline_says_how_to_make_one(tmp_path, capsys):
     assert "make bench-baseline" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_gate_end_to_end_through_pytest_benchmark(tmp_path, capsys):
     base = tmp_path / "baseline.json"
     one = "softmax-forward-512"
-    assert bench_main(["baseline", "--baseline", str(base), "-k", one]) == 0
+    assert bench_main(["baseline", "--baseline", str(base), "-k", one, "--runs", "1"]) == 0
     written = json.loads(base.read_text())
     (b,) = written["benchmarks"]  # pytest-benchmark's own JSON: its tools read it
     assert b["stats"]["median"] > 0 and "machine_info" in written

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import attention_zoo as zoo
 from lra.data import main as data_main
 from runners.bench.gate import CASES
@@ -30,6 +32,7 @@ def test_the_lra_runner_takes_plural_and_singular_flags_alike(listops_dir, tmp_p
     )
 
 
+@pytest.mark.slow
 def test_the_sweep_takes_all_and_the_singular(tmp_path):
     common = ["--lengths=16", "--passes=forward", "--heads=1", "--head-dim=8", "--min-time=0"]
     common += ["--min-repeats=1", "--max-repeats=1", "--device=cpu", "--quiet"]

@@ -37,6 +37,7 @@ def _steady_faults(env: dict[str, str]) -> tuple[str, int]:
 @pytest.mark.skipif(
     allocator.thp_unavailable() is not None, reason=str(allocator.thp_unavailable())
 )
+@pytest.mark.slow
 def test_thp_faults_large_blocks_in_by_huge_pages():
     pages = (32 + 64 + 64) * 2**20 // 4096  # the temporaries of one call, in 4 KiB pages
     plain = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}

@@ -46,6 +46,7 @@ def numbers(out: Path):
     return rows, curve
 
 
+@pytest.mark.slow
 def test_two_processes_train_what_one_process_trains(listops_dir, tmp_path):
     argv = [*SHARED, "--method=softmax,lotformer"]
     assert runner.main(lra_args(listops_dir, tmp_path / "one", *argv)) == 0
@@ -64,6 +65,7 @@ def test_two_processes_train_what_one_process_trains(listops_dir, tmp_path):
     assert done.stdout.count("test accuracy") == 1  # the summary once, not once per rank
 
 
+@pytest.mark.slow
 def test_a_two_process_run_stopped_midway_resumes_to_the_same_numbers(listops_dir, tmp_path):
     argv = [*SHARED, "--method=performer"]
     whole = torchrun(2, lra_args(listops_dir, tmp_path / "whole", *argv))
@@ -82,6 +84,7 @@ def test_a_two_process_run_stopped_midway_resumes_to_the_same_numbers(listops_di
     np.testing.assert_allclose(curve_p["train_loss"], curve_w["train_loss"], rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_a_batch_smaller_than_the_processes_is_refused(listops_dir, tmp_path):
     argv = lra_args(listops_dir, tmp_path, "--task=listops", "--method=softmax")
     done = torchrun(2, [*argv, "--set=train.batch=1"])

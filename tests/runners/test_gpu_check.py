@@ -86,6 +86,7 @@ def test_a_stage_that_cannot_get_its_minimum_is_skipped_with_a_reason(tmp_path):
     assert check.records[2].allotted_s > 15
 
 
+@pytest.mark.slow
 def test_a_stage_over_its_allotment_is_cut_and_the_next_still_runs(tmp_path):
     stages = [
         Stage("slow", "", 1, 0.1, script("import time; time.sleep(60)")),
@@ -99,6 +100,7 @@ def test_a_stage_over_its_allotment_is_cut_and_the_next_still_runs(tmp_path):
     assert check.records[1].status == "passed"
 
 
+@pytest.mark.slow
 def test_a_signal_cuts_the_running_stage_keeps_finished_rows_and_says_which(tmp_path):
     rows = tmp_path / "out" / "sweep" / "rows.txt"
     stages = [

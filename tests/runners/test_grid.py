@@ -52,6 +52,7 @@ def checkpointed(out: Path) -> bool:
     return any(not p.name.endswith(".best.pt") for p in (out / "ckpt").glob("*.pt"))
 
 
+@pytest.mark.slow
 def test_a_local_grid_runs_each_cell_once_each_job_in_its_own_part(listops_dir, tmp_path):
     argv = grid_args(
         listops_dir,
@@ -82,6 +83,7 @@ def grid_folder_of(argv: list[str]) -> Path:
     return grid_folder(args.jobs_dir, "lra", cells)
 
 
+@pytest.mark.slow
 def test_status_tells_done_failed_and_pending_with_the_error(listops_dir, tmp_path, capsys):
     jobs = tmp_path / "jobs"
     argv = grid_args(listops_dir, tmp_path, jobs, "--tasks=listops,pathfinder", "--methods=softmax")
@@ -131,6 +133,7 @@ def submit(data: Path, out: Path, jobs: Path, *options: str, steps: int = 8) -> 
     return only_grid(jobs)
 
 
+@pytest.mark.slow
 def test_submitit_debug_executor_runs_the_grid(listops_dir, tmp_path):
     folder = submit(listops_dir, tmp_path, tmp_path / "jobs", "--submitit-cluster=debug")
     assert states(folder)["listops-softmax-s0"][0] == "done"
@@ -154,6 +157,7 @@ def pending(pid: int, sig: int) -> bool:
     return bool(mask & (1 << (sig - 1)))
 
 
+@pytest.mark.slow
 def test_a_preempted_submitit_job_is_requeued_and_resumes(listops_dir, tmp_path):
     out, jobs = tmp_path / "out", tmp_path / "jobs"
     folder = submit_local(listops_dir, out, jobs, steps=400)
@@ -178,6 +182,7 @@ def test_a_preempted_submitit_job_is_requeued_and_resumes(listops_dir, tmp_path)
     assert len(rows) == 2 and set(rows["steps"]) == {400}
 
 
+@pytest.mark.slow
 def test_a_killed_job_resumes_from_its_checkpoint_when_the_grid_is_submitted_again(
     listops_dir, tmp_path
 ):
@@ -268,6 +273,7 @@ def test_slurm_gets_one_array_per_partition_and_status_reads_sacct(tmp_path, mon
     assert "#SBATCH --partition=h100" in scripts[2].read_text()
 
 
+@pytest.mark.slow
 def test_gpus_per_job_trains_each_run_across_that_many_ranks(listops_dir, tmp_path):
     """submitit's local executor starts 2 tasks; each becomes a rank (gloo on CPU)."""
     options = ("--submitit-cluster=local", "--gpus-per-job=2", "--wait")

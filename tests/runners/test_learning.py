@@ -31,6 +31,7 @@ def short_listops(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_softmax_learns_listops_well_above_the_majority_class(short_listops, tmp_path):
     argv = [
         "--task=listops",

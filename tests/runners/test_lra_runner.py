@@ -196,6 +196,7 @@ def test_retrieval_two_towers_train_end_to_end(tmp_path):
     assert (result["majority_accuracy"] == 0.5).all()
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_and_the_same_command_resumes(listops_dir, tmp_path):
     argv = args_for(listops_dir, tmp_path, "--method=softmax", steps=100_000)
     proc = subprocess.Popen(

@@ -96,6 +96,7 @@ def failing_mechanisms():
     _REGISTRY.update(saved)
 
 
+@pytest.mark.slow
 def test_rows_have_the_design_columns_and_types(tmp_path):
     _, new = run_sweep(
         cells(["softmax", "lotformer"], [16, 32], ("forward", "forward_backward")),
@@ -122,6 +123,7 @@ def test_rows_have_the_design_columns_and_types(tmp_path):
     assert (fb["peak_mem_bytes"].to_numpy() > fwd["peak_mem_bytes"].to_numpy()).all()
 
 
+@pytest.mark.slow
 def test_out_of_memory_is_recorded_longer_lengths_skipped_and_the_sweep_goes_on(
     tmp_path, failing_mechanisms
 ):
@@ -144,6 +146,7 @@ def test_try_after_failure_tries_longer_lengths(tmp_path, failing_mechanisms):
     assert list(rows.status) == ["oom", "oom"]
 
 
+@pytest.mark.slow
 def test_errors_and_timeouts_are_rows_too(tmp_path, failing_mechanisms):
     rows, _ = run_sweep(
         cells(["error_at_32", "slow_at_32"], [16, 32]),
@@ -238,6 +241,7 @@ def test_a_first_call_over_the_budget_gets_a_second_before_a_timeout(tmp_path):
     assert rows.status.iloc[0] == "ok" and rows.warmup_ms.iloc[0] >= 300
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_without_duplicate_or_missing_cells(tmp_path):
     out = tmp_path / "sweep"
     cmd = [

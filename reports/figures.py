@@ -28,6 +28,10 @@ PASSES = {"forward": "forward", "forward_backward": "forward + backward"}
 STOPPED = {"oom": "OOM", "skipped": "skip", "timeout": "timeout", "error": "error"}
 
 
+# the line styles of a mechanism's option variants, after its first configuration's own
+VARIANT_LINES = [":", (0, (5, 2)), (0, (3, 1, 1, 1)), (0, (1, 3)), (0, (8, 2, 2, 2))]
+
+
 def _tokens(n: float, _pos: object = None) -> str:
     return f"{int(n) // 1024}K" if n >= 1024 else f"{int(n)}"
 
@@ -39,11 +43,13 @@ def _line_names(rows: pd.DataFrame) -> dict[tuple[str, str], str]:
 
 
 def _line_style(key: tuple[str, str], names: dict[tuple[str, str], str]) -> dict[str, str]:
-    """The method's style; a method's second and later option sets dotted, hollow markers."""
+    """The method's style; its second and later option sets hollow markers, each with a
+    line style of its own (dotted, dashed, dash-dot, ...)."""
     style = method_style(key[0])
     siblings = [k for k in names if k[0] == key[0]]
-    if siblings.index(key):
-        style = {**style, "linestyle": ":", "markerfacecolor": "white"}
+    if i := siblings.index(key):
+        dashes = VARIANT_LINES[(i - 1) % len(VARIANT_LINES)]
+        style = {**style, "linestyle": dashes, "markerfacecolor": "white"}
     return style
 
 
@@ -179,12 +185,15 @@ def scaling(rows: pd.DataFrame, title: str = "Attention scaling") -> object:
             label="hollow, at the top: first N not run (skip: over the time budget)",
         )
     )
-    fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False)
+    longest = max(len(h.get_label()) for h in handles[:-2]) if len(handles) > 2 else 0
+    ncol = 4 if longest <= 24 else 3 if longest <= 36 else 2  # the legend stays figure-wide
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False)
     fig.suptitle(
         f"{title} on {first['device_name']} ({first['device']}), {first['dtype']}, "
         f"batch {first['batch']}, {first['heads']} heads × head dim {first['head_dim']}"
     )
-    fig.tight_layout(rect=(0, 0.09 * 2 / len(metrics), 1, 1))
+    legend_rows = -(-len(handles) // ncol)
+    fig.tight_layout(rect=(0, (0.3 + 0.2 * legend_rows) / fig.get_figheight(), 1, 1))
     return fig
 
 

@@ -198,15 +198,25 @@ def curve_names(rows: pd.DataFrame) -> dict[tuple[str, str], str]:
     """A name per (method, method_options) of the rows: the method, plus the options that
     differ between that method's curves ('lotformer [impl=reference]'), or the method alone.
 
-    The one naming of a configuration: the sweep's printed table and the figures' legends."""
+    An option some curves lack (rows from before it existed: 'n/a') is named only where its
+    value differs among the curves that have it, or where the names would collide without
+    it. The one naming of a configuration: the sweep's printed table and the figures'
+    legends."""
     keys = sorted(set(zip(rows["method"], rows["method_options"], strict=True)))
     names = {}
-    for method, options in keys:
-        mine = [json.loads(o) for m, o in keys if m == method]
-        every = set().union(*mine)
-        differ = sorted(k for k in every if len({json.dumps(o.get(k)) for o in mine}) > 1)
-        chosen = json.loads(options)
-        # a key absent from a row: the row predates that option ("n/a")
-        label = ",".join(f"{k}={chosen.get(k, 'n/a')}" for k in differ)
-        names[(method, options)] = f"{method} [{label}]" if label else method
+    for method in sorted({m for m, _ in keys}):
+        mine = {o: json.loads(o) for m, o in keys if m == method}
+        every = sorted(set().union(*mine.values()))
+
+        def label(options: dict, differ: list[str], method: str = method) -> str:
+            shown = ",".join(f"{k}={options.get(k, 'n/a')}" for k in differ)
+            return f"{method} [{shown}]" if shown else method
+
+        def values(k: str, mine: dict = mine) -> set[str]:
+            return {json.dumps(o[k]) for o in mine.values() if k in o}
+
+        differ = [k for k in every if len(values(k)) > 1]
+        if len({label(o, differ) for o in mine.values()}) < len(mine):  # the n/a ones too
+            differ = [k for k in every if len({json.dumps(o.get(k)) for o in mine.values()}) > 1]
+        names.update({(method, text): label(o, differ) for text, o in mine.items()})
     return names

@@ -25,7 +25,7 @@ from tests.lra.test_text_retrieval import aan_row, write_aan
 from tests.results.contract import assert_fills_what_the_reports_read
 from tests.runners.tiny import lra_args
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def args_for(root: Path, out: Path, *extra: str, steps: int = 12) -> list[str]:

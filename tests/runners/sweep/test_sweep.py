@@ -25,7 +25,7 @@ from runners.sweep.cli import main
 from runners.sweep.run import SCHEMA, curve_labels, run_sweep, skip_reason
 from tests.results.contract import assert_fills_what_the_reports_read
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DESIGN_COLUMNS = [
     "run_id",
     "started_at",

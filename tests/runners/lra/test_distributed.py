@@ -21,7 +21,7 @@ from runners.lra.distributed import Dist, from_env
 from runners.results import read_results
 from tests.runners.tiny import lra_args
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
 LOSS_RTOL = 1e-5
 # batch 7 over 2 ranks: shards of 4 and 3, the uneven case the loss scaling must get right

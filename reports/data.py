@@ -168,20 +168,18 @@ def configurations(
     such curve where there are several. variants: every curve of the mechanisms that have
     other curves too, their main one included, for a figure of the option variants."""
     curves = latest(rows, ["method", "method_options"])
-    flags = (
-        curves["default_options"] if "default_options" in curves else pd.Series(pd.NA, curves.index)
-    )
-    chosen = {}
-    for (method, options, when), flag in zip(
-        zip(curves["method"], curves["method_options"], curves["measured_at"], strict=True),
-        flags,
-        strict=True,
-    ):
-        if pd.isna(flag):
+    chosen: dict[str, tuple[str, str]] = {}  # method -> (options, measured_at) of its main
+    for curve in curves.to_dict("records"):
+        method, options, flag = (
+            curve["method"],
+            curve["method_options"],
+            curve.get("default_options"),
+        )
+        if flag is None or pd.isna(flag):  # measured before the sweep marked defaults
             base, mine = defaults.get(method), json.loads(options)
             flag = base is None or all(base.get(k, v) == v for k, v in mine.items())
-        if flag and (method not in chosen or when > chosen[method][1]):
-            chosen[method] = (options, when)
+        if flag and (method not in chosen or curve["measured_at"] > chosen[method][1]):
+            chosen[method] = (options, curve["measured_at"])
     keys = list(zip(rows["method"], rows["method_options"], strict=True))
     main = rows[[chosen.get(m, (None,))[0] == o for m, o in keys]]
     several = {m for m, n in curves.groupby("method").size().items() if n > 1}

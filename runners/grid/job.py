@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runners.lra.train import INTERRUPTED_EXIT
+from runners.arguments import INTERRUPTED_EXIT
 from runners.results import write_json_atomic
 
 TAIL_LINES = 2  # of a failed job's stderr, kept as its error

@@ -30,13 +30,13 @@ from collections.abc import Sequence
 
 import attention_zoo as zoo
 from lra.data import resolve_data_dir
-from runners.arguments import parse_names
+from runners.arguments import INTERRUPTED_EXIT, parse_names
 from runners.lra import config as lra_config
 from runners.lra import distributed
 from runners.lra.args import build_parser
 from runners.lra.efficiency import run_efficiency
 from runners.lra.runs import Where, finished, plan, train_runs
-from runners.lra.train import INTERRUPTED_EXIT, checkpoint_path
+from runners.lra.train import checkpoint_path
 from runners.measure import allocator
 from runners.provenance import resolve_device
 from runners.results import read_results

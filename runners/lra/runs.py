@@ -27,10 +27,9 @@ from lra import generators
 from lra.data import load
 from lra.registry import SPLITS, BadData, MissingData
 from results import schema
-from runners.arguments import parse_names
+from runners.arguments import INTERRUPTED_EXIT, parse_names
 from runners.lra import config as lra_config
 from runners.lra.train import (
-    INTERRUPTED_EXIT,
     STOP_SIGNALS,
     Run,
     StopFlag,

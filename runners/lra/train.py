@@ -44,8 +44,6 @@ from runners.measure.meters import cpu_allocation_peak, tensor_bytes
 from runners.results import PartWriter
 
 CURVE_SCHEMA = schema.LRA_CURVES
-# a run stopped by a signal checkpoints and exits with this (128 + SIGTERM, as a shell reports)
-INTERRUPTED_EXIT = 128 + signal.SIGTERM
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)  # SLURM warns with SIGUSR2
 
 

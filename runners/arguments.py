@@ -1,10 +1,17 @@
-"""What every runner's command line shares: lists of names where `all` means every one.
+"""What every runner's command line shares: lists of names where `all` means every one,
+and the exit code of a run stopped by a signal.
 
-parse_names("softmax,lotformer", zoo.names(), "methods")   # ['softmax', 'lotformer']
-parse_names("all", lra.names(), "tasks")                   # every registered task
+    parse_names("softmax,lotformer", zoo.names(), "methods")   # ['softmax', 'lotformer']
+    parse_names("all", lra.names(), "tasks")                   # every registered task
 """
 
 from __future__ import annotations
+
+import signal
+
+# a runner stopped by a signal checkpoints and exits with this (128 + SIGTERM, as a shell
+# reports it); the grid's job reads it as "interrupted", not "failed"
+INTERRUPTED_EXIT = 128 + signal.SIGTERM
 
 
 def parse_names(text: str, known: list[str], what: str) -> list[str]:

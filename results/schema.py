@@ -95,7 +95,7 @@ LRA = pa.schema(
         ("world_size", pa.int64()),  # processes that trained the run (torchrun)
         ("data_hash", pa.string()),  # the data's identity (cache parameters, sources' content)
         ("classes", pa.int64()),
-        ("collapsed", pa.bool_()),  # never left chance (runners.lra.train.collapse_reason)
+        ("collapsed", pa.bool_()),  # never left chance (runners.lra.judge.collapse_reason)
         ("collapse_reason", pa.string()),
         ("overrides", pa.string()),  # JSON list of the --set items the run was given
     ]

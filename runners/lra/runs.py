@@ -29,17 +29,8 @@ from lra.registry import SPLITS, BadData, MissingData
 from results import schema
 from runners.arguments import INTERRUPTED_EXIT, parse_names
 from runners.lra import config as lra_config
-from runners.lra.train import (
-    STOP_SIGNALS,
-    Run,
-    StopFlag,
-    checkpoint_path,
-    collapse_reason,
-    crop,
-    data_identity,
-    majority_accuracy,
-    train,
-)
+from runners.lra.judge import collapse_reason, crop, data_identity, majority_accuracy
+from runners.lra.train import STOP_SIGNALS, Run, StopFlag, checkpoint_path, train
 from runners.provenance import provenance
 from runners.results import PartWriter, write_json_atomic
 

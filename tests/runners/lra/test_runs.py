@@ -91,7 +91,7 @@ def test_rows_carry_accuracy_baseline_and_provenance(listops_dir, tmp_path):
 def test_the_data_hash_names_the_data_and_changes_with_it(listops_dir, tmp_path):
     from lra import listops
     from lra.data import load
-    from runners.lra.train import data_identity
+    from runners.lra.judge import data_identity
 
     def identity(root):
         return data_identity({s: load("listops", s, root) for s in ("train", "val", "test")})
@@ -107,7 +107,7 @@ def point(step, loss, val):
 
 
 def test_a_run_that_ends_at_the_majority_class_is_collapsed():
-    from runners.lra.train import collapse_reason
+    from runners.lra.judge import collapse_reason
 
     curve = [point(100, 2.1, 0.30), point(200, 1.9, 0.175)]
     assert "within 1 point of the majority" in collapse_reason(curve, 0.17, 10)
@@ -118,7 +118,7 @@ def test_a_run_that_ends_at_the_majority_class_is_collapsed():
 def test_a_run_whose_loss_never_leaves_chance_is_collapsed_whatever_its_accuracy():
     import math
 
-    from runners.lra.train import collapse_reason
+    from runners.lra.judge import collapse_reason
 
     stuck = [point(s, math.log(2) + d, 0.56) for s, d in ((1, 0.008), (2, -0.004), (3, 0.0))]
     assert "never left ln(2) = 0.693" in collapse_reason(stuck, 0.50, 2)

@@ -33,22 +33,28 @@ def pointer_task(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, x[torch.arange(n), where] - FIRST_CLASS
 
 
-def fit(model: torch.nn.Module, steps: int = STEPS, seed: int = 0) -> float:
-    """Train on the pointer task; accuracy on fresh examples."""
+def fit(model: torch.nn.Module, until: float = 1.0, seed: int = 0) -> float:
+    """Train on the pointer task for up to STEPS steps, stopping early once the accuracy on
+    fresh examples (checked every 100 steps) reaches `until`; that accuracy."""
     x, y = pointer_task(8192, seed)
     test_x, test_y = pointer_task(1024, seed + 1)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=3e-3)
     g = torch.Generator().manual_seed(seed)
-    for _ in range(steps):
+    for step in range(1, STEPS + 1):
         idx = torch.randint(0, len(x), (128,), generator=g)
         loss = F.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
-    model.eval()
-    with torch.no_grad():
-        return float((model(test_x).argmax(-1) == test_y).float().mean())
+        if step % 100 == 0 or step == STEPS:
+            model.eval()
+            with torch.no_grad():
+                accuracy = float((model(test_x).argmax(-1) == test_y).float().mean())
+            model.train()
+            if accuracy >= until:
+                break
+    return accuracy
 
 
 @pytest.mark.slow
@@ -56,7 +62,7 @@ def fit(model: torch.nn.Module, steps: int = STEPS, seed: int = 0) -> float:
 def test_every_mechanism_learns_to_copy_the_class_a_pointer_names(method):
     torch.manual_seed(0)
     model = build_model(POINTER, TINY, method, OPTIONS.get(method, {}))
-    assert fit(model) >= 0.9
+    assert fit(model, until=0.9) >= 0.9  # within 800 steps: lotformer needs ~500, the rest ~300
 
 
 @pytest.mark.slow

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import inspect
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from attention_zoo.base import Attention
+from attention_zoo.plugins import BUILT_IN, Catalogue
 
 COMPLEXITIES = ("linear", "quadratic")
 PASSES = ("forward", "forward_backward")
@@ -28,6 +28,7 @@ class MechanismInfo:
     summary: str = ""
     forward_flops: FlopCount | None = None  # None: the mechanism declares no count
     backward_ratio: float = 2.0  # backward FLOPs / forward FLOPs
+    source: str = BUILT_IN  # built-in, the plugin's distribution and version, or its file
 
     def flops(
         self, batch: int, heads: int, seq_len: int, head_dim: int, pass_: str = "forward", **options
@@ -49,7 +50,8 @@ class MechanismInfo:
         return forward * (1.0 + self.backward_ratio) if pass_ == "forward_backward" else forward
 
 
-_REGISTRY: dict[str, tuple[type[Attention], MechanismInfo]] = {}
+# built-in mechanisms, then the entry points of `attention_zoo.mechanisms` and `--import`s
+CATALOGUE = Catalogue("attention", "attention_zoo.mechanisms", "attention_zoo")
 
 
 def register(
@@ -61,15 +63,14 @@ def register(
     backward_ratio: float = 2.0,
 ):
     """Class decorator that adds a mechanism to the zoo under `name`; `flops(B, H, N, D,
-    options)` is its forward FLOP count, and `backward_ratio` the backward's multiple of it."""
+    options)` is its forward FLOP count, and `backward_ratio` the backward's multiple of it.
+    A name another class holds already is a ValueError naming both sources."""
     if complexity not in COMPLEXITIES:
         raise ValueError(f"complexity must be one of {COMPLEXITIES}, got {complexity!r}")
 
     def decorate(cls: type[Attention]) -> type[Attention]:
         if not (isinstance(cls, type) and issubclass(cls, Attention)):
             raise ValueError(f"{cls!r} must subclass attention_zoo.Attention to be registered")
-        if name in _REGISTRY:
-            warnings.warn(f"attention {name!r} registered twice; the later one wins", stacklevel=2)
         params = inspect.signature(cls.__init__).parameters.values()
         defaults = {
             p.name: p.default
@@ -77,31 +78,38 @@ def register(
             if p.name not in ("self", "heads", "head_dim") and p.default is not p.empty
         }
         summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        cls.name = name
-        _REGISTRY[name] = (
+        CATALOGUE.add(
+            name,
             cls,
-            MechanismInfo(
-                name, complexity, doubly_stochastic, defaults, summary, flops, backward_ratio
+            lambda source: MechanismInfo(
+                name,
+                complexity,
+                doubly_stochastic,
+                defaults,
+                summary,
+                flops,
+                backward_ratio,
+                source,
             ),
         )
+        cls.name = name
         return cls
 
     return decorate
 
 
 def names() -> list[str]:
-    """Names of every registered mechanism, sorted."""
-    return sorted(_REGISTRY)
+    """Names of every registered mechanism, installed plugins included, sorted."""
+    return CATALOGUE.names()
 
 
 def _lookup(name: str) -> tuple[type[Attention], MechanismInfo]:
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown attention {name!r}; expected one of {names()}")
-    return _REGISTRY[name]
+    return CATALOGUE.get(name)
 
 
 def info(name: str) -> MechanismInfo:
-    """Complexity, doubly-stochastic flag, default options and a one-line summary of `name`."""
+    """Complexity, doubly-stochastic flag, default options, a one-line summary and the
+    source (built-in, a plugin's distribution, a file) of `name`."""
     return _lookup(name)[1]
 
 

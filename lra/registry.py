@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from attention_zoo.plugins import Catalogue
+
 SPLITS = ("train", "val", "test")
 MAX_BAD_FRACTION = 0.01  # loading fails when more than this fraction of rows is malformed
 
@@ -93,32 +95,40 @@ class Reader:
         raise NotImplementedError
 
 
-_REGISTRY: dict[str, tuple[TaskInfo, Reader]] = {}
+# the built-in tasks, then the entry points of `lra.tasks` and `--import`s
+CATALOGUE = Catalogue("LRA task", "lra.tasks", "lra")
 
 
 def register(task: TaskInfo) -> Callable[[type[Reader]], type[Reader]]:
-    """Class decorator that adds a reader to the registry under `task.name`."""
+    """Class decorator that adds a reader to the registry under `task.name` (a name another
+    reader holds already is a ValueError naming both sources)."""
 
     def decorate(cls: type[Reader]) -> type[Reader]:
-        if task.name in _REGISTRY:
-            warnings.warn(f"task {task.name!r} registered twice; the later one wins", stacklevel=2)
+        if not (isinstance(cls, type) and issubclass(cls, Reader)):
+            raise ValueError(f"{cls!r} must subclass lra.registry.Reader to be registered")
         cls.task = task
-        _REGISTRY[task.name] = (task, cls())
+        CATALOGUE.add(task.name, cls, lambda source: (task, cls()))
         return cls
 
     return decorate
 
 
 def names() -> list[str]:
-    """Every registered task, in the LRA paper's order."""
+    """Every registered task (installed plugins included), in the LRA paper's order."""
     order = ["listops", "text", "retrieval", "image", "pathfinder", "pathx"]
-    return sorted(_REGISTRY, key=lambda n: (order.index(n) if n in order else len(order), n))
+    return sorted(
+        CATALOGUE.names(), key=lambda n: (order.index(n) if n in order else len(order), n)
+    )
 
 
 def lookup(name: str) -> tuple[TaskInfo, Reader]:
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown LRA task {name!r}; expected one of {names()}")
-    return _REGISTRY[name]
+    return CATALOGUE.get(name)[1]
+
+
+def source(name: str) -> str:
+    """Where task `name` comes from: built-in, a plugin's distribution, or a file."""
+    lookup(name)
+    return CATALOGUE.entries[name][1]
 
 
 def info(name: str) -> TaskInfo:

@@ -74,14 +74,14 @@ def test_options_change_the_count_and_an_unknown_pass_is_refused():
         info.flops(1, 1, 1024, 64, "backward")
 
 
-def test_a_mechanism_that_declares_no_count_gets_none(monkeypatch):
-    from attention_zoo.registry import _REGISTRY, register
+def test_a_mechanism_that_declares_no_count_gets_none():
+    from attention_zoo.registry import CATALOGUE, register
     from attention_zoo.softmax import Softmax
 
-    monkeypatch.setattr("attention_zoo.registry._REGISTRY", dict(_REGISTRY))
+    with CATALOGUE.scratch():
 
-    @register("uncounted", complexity="quadratic")
-    class Uncounted(Softmax):
-        """Softmax without a FLOP count."""
+        @register("uncounted", complexity="quadratic")
+        class Uncounted(Softmax):
+            """Softmax without a FLOP count."""
 
-    assert zoo.info("uncounted").flops(1, 1, 64, 8) is None
+        assert zoo.info("uncounted").flops(1, 1, 64, 8) is None

@@ -67,14 +67,18 @@ def test_invalid_option_values_are_rejected(name, options):
         zoo.create(name, heads=1, head_dim=4, **options)
 
 
-def test_registering_a_name_twice_warns():
-    from attention_zoo.registry import _REGISTRY
+def test_a_name_taken_by_another_class_is_refused_with_both_sources():
+    from attention_zoo.registry import CATALOGUE
     from attention_zoo.softmax import Softmax
 
-    before = dict(_REGISTRY)
-    try:
-        with pytest.warns(UserWarning, match="registered twice"):
-            zoo.register("softmax", complexity="quadratic")(Softmax)
-    finally:
-        _REGISTRY.clear()
-        _REGISTRY.update(before)
+    with CATALOGUE.scratch():
+        zoo.register("softmax", complexity="quadratic")(Softmax)  # the same class: a reload
+
+        class Imposter(Softmax):
+            pass
+
+        with pytest.raises(
+            ValueError, match=r"'softmax' from .* is already registered from built-in"
+        ):
+            zoo.register("softmax", complexity="quadratic")(Imposter)
+    assert zoo.info("softmax").source == "built-in"

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import attention_zoo as zoo
-from attention_zoo.registry import _REGISTRY
+from attention_zoo.registry import CATALOGUE
 from attention_zoo.softmax import Softmax
 from runners.measure import allocator
 from runners.measure.cases import AttentionCase, Settings, is_out_of_memory
@@ -68,32 +68,30 @@ def cells(methods, lengths, passes=("forward",)):
 @pytest.fixture
 def failing_mechanisms():
     """Mechanisms that run out of memory / raise / hang from a length on."""
-    saved = dict(_REGISTRY)
+    with CATALOGUE.scratch():
 
-    @zoo.register("oom_at_64", complexity="quadratic")
-    class OOM(Softmax):
-        def _attend(self, q, k, v, mask):
-            if q.shape[2] >= 64:
-                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 64.00 GiB")
-            return super()._attend(q, k, v, mask)
+        @zoo.register("oom_at_64", complexity="quadratic")
+        class OOM(Softmax):
+            def _attend(self, q, k, v, mask):
+                if q.shape[2] >= 64:
+                    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 64.00 GiB")
+                return super()._attend(q, k, v, mask)
 
-    @zoo.register("error_at_32", complexity="quadratic")
-    class Broken(Softmax):
-        def _attend(self, q, k, v, mask):
-            if q.shape[2] >= 32:
-                raise ValueError("a bug in the mechanism")
-            return super()._attend(q, k, v, mask)
+        @zoo.register("error_at_32", complexity="quadratic")
+        class Broken(Softmax):
+            def _attend(self, q, k, v, mask):
+                if q.shape[2] >= 32:
+                    raise ValueError("a bug in the mechanism")
+                return super()._attend(q, k, v, mask)
 
-    @zoo.register("slow_at_32", complexity="quadratic")
-    class Slow(Softmax):
-        def _attend(self, q, k, v, mask):
-            if q.shape[2] >= 32:
-                time.sleep(0.3)
-            return super()._attend(q, k, v, mask)
+        @zoo.register("slow_at_32", complexity="quadratic")
+        class Slow(Softmax):
+            def _attend(self, q, k, v, mask):
+                if q.shape[2] >= 32:
+                    time.sleep(0.3)
+                return super()._attend(q, k, v, mask)
 
-    yield
-    _REGISTRY.clear()
-    _REGISTRY.update(saved)
+        yield
 
 
 @pytest.mark.slow
@@ -220,24 +218,20 @@ def test_cells_the_time_budget_leaves_are_skipped_rows_and_a_rerun_measures_them
 
 
 def test_a_first_call_over_the_budget_gets_a_second_before_a_timeout(tmp_path):
-    saved = dict(_REGISTRY)
     calls = []
+    with CATALOGUE.scratch():
 
-    @zoo.register("compiles_first", complexity="quadratic")
-    class CompilesFirst(Softmax):
-        def _attend(self, q, k, v, mask):
-            calls.append(1)
-            if len(calls) == 1:
-                time.sleep(0.3)  # one-off work, as torch.compile's on a first call
-            return super()._attend(q, k, v, mask)
+        @zoo.register("compiles_first", complexity="quadratic")
+        class CompilesFirst(Softmax):
+            def _attend(self, q, k, v, mask):
+                calls.append(1)
+                if len(calls) == 1:
+                    time.sleep(0.3)  # one-off work, as torch.compile's on a first call
+                return super()._attend(q, k, v, mask)
 
-    try:
         rows, _ = run_sweep(
             cells(["compiles_first"], [16]), settings(cell_budget_s=0.2), tmp_path, progress=False
         )
-    finally:
-        _REGISTRY.clear()
-        _REGISTRY.update(saved)
     assert rows.status.iloc[0] == "ok" and rows.warmup_ms.iloc[0] >= 300
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from reports import data, stats
 from reports.data import variant_label
-from reports.render import Table, TableCell, add_note, provenance
+from reports.render import Table, TableCell, add_note, describe
 
 TASK_ORDER = ["listops", "text", "retrieval", "image", "pathfinder", "pathx"]
 # heads the published rows in a table of another profile than `paper`
@@ -77,7 +77,7 @@ def lra_accuracy(
             used.append(runs)
             shown[(method, task)] = runs
         table.ours[method] = [*cells, _average(cells, tasks)]
-        table.provenance[method] = provenance(pd.concat(used))
+        describe(table, method, pd.concat(used))
     _mark_mixed_data(table, shown)
     _mark_separated_best(table)
     if reported is not None:
@@ -175,7 +175,7 @@ def lra_vs_softmax(rows: pd.DataFrame, profile: str) -> Table:
             cells.append(TableCell(diff, None, n, interval=interval))
         table.ours[method] = cells
         used = [runs for (m, _), runs in shown.items() if m in (method, "softmax")]
-        table.provenance[method] = provenance(pd.concat(used))
+        describe(table, method, pd.concat(used))
     return table
 
 
@@ -289,5 +289,5 @@ def lra_ablation(ablation: pd.DataFrame, rows: pd.DataFrame, profile: str) -> Ta
                     diff, interval, pairs = found
                     cells.append(TableCell(diff, None, pairs, interval=interval))
             table.ours[name] = cells
-            table.provenance[name] = provenance(runs) if len(runs) else "no runs"
+            describe(table, name, runs)
     return table

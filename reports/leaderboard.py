@@ -39,6 +39,8 @@ td.missing { color: #999; }
 tr:hover td { background: #fafae6; }
 details summary { cursor: pointer; }
 .prov { font-size: .8rem; color: #555; font-style: normal; max-width: 28rem; }
+.plugin { font-size: .75rem; color: #0b5394; background: #eaf1fb; border-radius: 3px;
+          padding: 0 .3rem; white-space: nowrap; }
 sup { color: #a33; }
 ol.notes, p.legend { font-size: .85rem; color: #444; }
 figure { margin: 1.2rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
@@ -114,9 +116,11 @@ def table_html(table: tables.Table, table_id: str) -> str:
         out.append(f'<tbody class="{kind}">')
         for name, cells in rows.items():
             prov = html.escape(table.provenance.get(name, ""))
+            source = table.sources.get(name)
+            badge = f' <span class="plugin">plugin: {html.escape(source)}</span>' if source else ""
             first = (
-                f'<td><details><summary>{html.escape(name)}</summary><div class="prov">{prov}'
-                "</div></details></td>"
+                f"<td><details><summary>{html.escape(name)}{badge}</summary>"
+                f'<div class="prov">{prov}</div></details></td>'
             )
             out.append(
                 f'<tr title="{prov}">{first}{"".join(_cell_html(table, c) for c in cells)}</tr>'

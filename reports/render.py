@@ -47,6 +47,7 @@ class Table:
     notes: list[str] = field(default_factory=list)
     higher_is_better: list[bool] = field(default_factory=list)
     provenance: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)  # rows of a plugin mechanism: its source
     legend: str = ""  # one line under the table saying what a cell is
     reported_label: str = ""  # a line heading the reported rows (e.g. why they differ)
 
@@ -55,6 +56,22 @@ def add_note(table: Table, text: str) -> int:
     if text not in table.notes:
         table.notes.append(text)
     return table.notes.index(text) + 1
+
+
+def describe(table: Table, name: str, runs: pd.DataFrame) -> None:
+    """Record where row `name`'s numbers come from (`provenance`) and, for a mechanism that
+    is not built in, its source (a plugin's distribution, or its file)."""
+    table.provenance[name] = provenance(runs)
+    if source := plugin_source(runs):
+        table.sources[name] = source
+
+
+def plugin_source(runs: pd.DataFrame) -> str:
+    """The `mechanism_source` of rows that are not built in ('' for built-in mechanisms and
+    for rows from before the column existed, which were all built in)."""
+    if "mechanism_source" not in runs:
+        return ""
+    return "; ".join(sorted({str(s) for s in runs["mechanism_source"].dropna()} - {"built-in"}))
 
 
 def provenance(runs: pd.DataFrame) -> str:
@@ -72,9 +89,10 @@ def provenance(runs: pd.DataFrame) -> str:
     when = next((c for c in ("finished_at", "measured_at", "started_at") if c in runs), None)
     days = sorted({str(t)[:10] for t in runs[when].dropna()}) if when else []
     dates = days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}" if days else "?"
+    source = plugin_source(runs)
     return (
         f"commit {', '.join(commits) or '?'} · {'; '.join(devices) or '?'} · {dates} · "
-        f"{len(runs)} row(s)"
+        f"{len(runs)} row(s)" + (f" · plugin: {source}" if source else "")
     )
 
 

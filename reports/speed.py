@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from reports import data, peaks
-from reports.render import Table, TableCell, add_note, mark_best, provenance
+from reports.render import Table, TableCell, add_note, describe, mark_best
 from results import schema
 
 
@@ -71,7 +71,7 @@ def lra_efficiency(
             speed.append(TableCell(s, extra=up))
             memory.append(TableCell(float(r["peak_mem_bytes"]) / 1e9))
         table.ours[method] = speed + memory
-        table.provenance[method] = provenance(group)
+        describe(table, method, group)
     mark_best(table)
     if reported is not None:
         ref = reported[reported["model"] == "Transformer"]
@@ -155,7 +155,7 @@ def sweep_throughput(rows: pd.DataFrame) -> Table:
                 cells.append(TableCell(float(rate), extra=extra))
             label = f"{name}, {'forward' if pass_ == 'forward' else 'forward+backward'}"
             table.ours[label] = cells
-            table.provenance[label] = provenance(part)
+            describe(table, label, part)
     return table
 
 

@@ -47,6 +47,7 @@ SWEEP = pa.schema(
         ("method", pa.string()),
         ("method_options", pa.string()),  # JSON of the resolved options
         ("default_options", pa.bool_()),  # method_options are the mechanism's defaults
+        ("mechanism_source", pa.string()),  # built-in | plugin 'dist version' | 'file PATH'
         ("seq_len", pa.int64()),
         ("batch", pa.int32()),
         ("heads", pa.int32()),
@@ -78,6 +79,7 @@ LRA = pa.schema(
         ("task", pa.string()),
         ("method", pa.string()),
         ("method_options", pa.string()),  # JSON
+        ("mechanism_source", pa.string()),  # as the sweep's
         ("seed", pa.int64()),
         ("profile", pa.string()),
         ("config_hash", pa.string()),  # <out>/configs/<config_hash>.json holds the config
@@ -126,6 +128,7 @@ LRA_EFFICIENCY = pa.schema(
         ("task", pa.string()),
         ("method", pa.string()),
         ("method_options", pa.string()),
+        ("mechanism_source", pa.string()),  # as the sweep's
         ("profile", pa.string()),
         ("config_hash", pa.string()),
         ("seq_len", pa.int64()),

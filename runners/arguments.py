@@ -1,5 +1,5 @@
-"""What every runner's command line shares: lists of names where `all` means every one,
-and the exit code of a run stopped by a signal.
+"""What every runner's command line shares: `--import` of plugins that are not installed,
+lists of names where `all` means every one, and the exit code of a run stopped by a signal.
 
     parse_names("softmax,lotformer", zoo.names(), "methods")   # ['softmax', 'lotformer']
     parse_names("all", lra.names(), "tasks")                   # every registered task
@@ -7,7 +7,9 @@ and the exit code of a run stopped by a signal.
 
 from __future__ import annotations
 
+import argparse
 import signal
+from collections.abc import Sequence
 
 # a runner stopped by a signal checkpoints and exits with this (128 + SIGTERM, as a shell
 # reports it); the grid's job reads it as "interrupted", not "failed"
@@ -26,3 +28,31 @@ def parse_names(text: str, known: list[str], what: str) -> list[str]:
             f"--{what}: unknown {unknown or text!r}; expected 'all' or some of {known}"
         )
     return names
+
+
+def add_import_option(parser: argparse.ArgumentParser) -> None:
+    """`--import MODULE_OR_FILE`, repeatable, into `imports`."""
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE_OR_FILE",
+        help="load a module (by name) or a .py file (by path) that registers attention "
+        "mechanisms or LRA tasks, before anything else; repeatable. Installed plugins (entry "
+        "points attention_zoo.mechanisms, lra.tasks) need no flag",
+    )
+
+
+def load_imports(parser: argparse.ArgumentParser, specs: Sequence[str]) -> None:
+    """Import each of `specs` (attention_zoo.import_plugin); a missing one, or one whose
+    import raises, is a usage error naming it, before any work starts."""
+    from attention_zoo import import_plugin  # here: the grid's jobs import this module light
+
+    for spec in specs:
+        try:
+            import_plugin(spec)
+        except ValueError as exc:
+            parser.error(str(exc))
+        except Exception as exc:  # the plugin's own failure, named with its cause
+            parser.error(f"--import {spec}: its import failed: {type(exc).__name__}: {exc}")

@@ -12,7 +12,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from runners.bench.gate import SPEED_THRESHOLD, GateError, check, default_baseline, write_baseline
+from runners.arguments import add_import_option, load_imports
+from runners.bench.gate import (
+    SPEED_THRESHOLD,
+    Extra,
+    GateError,
+    check,
+    default_baseline,
+    write_baseline,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,7 +50,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=SPEED_THRESHOLD,
         help=f"fail when now/baseline normalised time exceeds this ({SPEED_THRESHOLD})",
     )
+    add_import_option(parser)
+    parser.add_argument(
+        "--plugins",
+        action="store_true",
+        help="also gate every installed plugin mechanism (by default only the built-in ones, "
+        "and those --import loads)",
+    )
     args = parser.parse_args(argv)
+    load_imports(parser, args.imports)  # a missing one fails here, before any benchmark
+    extra = Extra(tuple(args.imports), args.plugins)
     baseline_path = args.baseline or default_baseline()
     if args.command == "check" and not baseline_path.is_file():
         print(
@@ -53,9 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.command == "baseline":
-            write_baseline(baseline_path, args.select, args.runs)
+            write_baseline(baseline_path, args.select, args.runs, extra)
             return 0
-        return check(baseline_path, args.select, args.speed_threshold, args.json)
+        return check(baseline_path, args.select, args.speed_threshold, args.json, extra)
     except GateError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2

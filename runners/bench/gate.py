@@ -6,7 +6,8 @@
     python -m runners.bench check --json now.json # keep this run's pytest-benchmark JSON
 
 The benchmarks (`tests/benchmarks/bench_zoo.py`, run by pytest-benchmark) are every mechanism,
-forward and forward_backward, at lengths that finish in seconds on a CPU (CASES). Each one
+forward and forward_backward, at lengths that finish in seconds on a CPU (`cases`; the
+built-in mechanisms, and plugins when asked: --import FILE, --plugins). Each one
 records in its `extra_info`:
 - `peak_mem_bytes`: the sweep's memory meter (CPU: the allocator's own events, exact and the
   same on every run; CUDA: `max_memory_allocated`). Checked exactly: an increase over
@@ -35,13 +36,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 import attention_zoo as zoo
+from attention_zoo.plugins import BUILT_IN
 from runners.measure import allocator
 from runners.measure.cases import AttentionCase, Settings, workload
 from runners.measure.meters import measure_memory
@@ -65,7 +67,9 @@ SHORTER = {
     # moved it by up to 29% between unchanged runs, so it stops at 8K
     "performer": (1024, 4096, 8192),
 }
-MECHANISMS = {m: SHORTER.get(m, LENGTHS[zoo.info(m).complexity]) for m in zoo.names()}
+# what the benchmark process loads and gates beyond the built-in mechanisms (set by `check`
+# and `write_baseline` from the command line's --import and --plugins)
+IMPORTS_ENV, PLUGINS_ENV = "ATTENTION_BENCH_GATE_IMPORTS", "ATTENTION_BENCH_GATE_PLUGINS"
 
 
 @dataclass(frozen=True)
@@ -81,12 +85,31 @@ class Case:
         return f"{self.method}-{self.pass_}-{self.seq_len}"
 
 
-CASES = [
-    Case(method, n, pass_)
-    for method, lengths in MECHANISMS.items()
-    for pass_ in ("forward", "forward_backward")
-    for n in lengths
-]
+def gated(plugins: bool = False, sources: Sequence[str] = ()) -> dict[str, tuple[int, ...]]:
+    """The mechanisms the gate measures and their lengths: the built-in ones, those from
+    `sources` (what --import loaded), and with `plugins` every registered one."""
+    return {
+        m: SHORTER.get(m, LENGTHS[zoo.info(m).complexity])
+        for m in zoo.names()
+        if plugins or zoo.info(m).source in (BUILT_IN, *sources)
+    }
+
+
+def cases(plugins: bool = False, sources: Sequence[str] = ()) -> list[Case]:
+    """Every gated mechanism x pass x length."""
+    return [
+        Case(method, n, pass_)
+        for method, lengths in gated(plugins, sources).items()
+        for pass_ in ("forward", "forward_backward")
+        for n in lengths
+    ]
+
+
+def cases_from_environment() -> list[Case]:
+    """The cases of the benchmark process: it imports what IMPORTS_ENV lists (JSON) and
+    gates installed plugins too when PLUGINS_ENV is 1."""
+    sources = [zoo.import_plugin(spec) for spec in json.loads(os.environ.get(IMPORTS_ENV, "[]"))]
+    return cases(os.environ.get(PLUGINS_ENV) == "1", sources)
 
 
 class GateError(Exception):
@@ -303,11 +326,22 @@ def table(verdicts: list[Verdict]) -> str:
     return "\n".join(lines)
 
 
-def run_benchmarks(json_out: Path, select: str | None = None) -> dict:
+@dataclass(frozen=True)
+class Extra:
+    """What the gate measures beyond the built-in mechanisms: `imports` (modules or .py
+    files, loaded and gated) and, with `plugins`, every installed plugin."""
+
+    imports: tuple[str, ...] = ()
+    plugins: bool = False
+
+
+def run_benchmarks(json_out: Path, select: str | None = None, extra: Extra = Extra()) -> dict:
     """Run the benchmark file under pytest-benchmark in a fresh process; its JSON report."""
     env = dict(os.environ)
     if current_device().type == "cpu":  # the sweep's allocator: large blocks fault in 2 MiB
         env = allocator.environment_for("auto") or env
+    imports = [str(Path(i).resolve()) if Path(i).is_file() else i for i in extra.imports]
+    env[IMPORTS_ENV], env[PLUGINS_ENV] = json.dumps(imports), "1" if extra.plugins else "0"
     cmd = [
         sys.executable,
         "-m",
@@ -351,10 +385,12 @@ def default_baseline() -> Path:
     return BASELINES / f"baseline-{device_kind(current_device())}.json"
 
 
-def write_baseline(path: Path, select: str | None, runs: int) -> None:
+def write_baseline(path: Path, select: str | None, runs: int, extra: Extra = Extra()) -> None:
     """Run the benchmarks `runs` times and write their merged report to `path` atomically."""
     with tempfile.TemporaryDirectory() as tmp:
-        reports = [run_benchmarks(Path(tmp) / "now.json", select) for _ in range(max(runs, 1))]
+        reports = [
+            run_benchmarks(Path(tmp) / "now.json", select, extra) for _ in range(max(runs, 1))
+        ]
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.tmp")
     partial.write_text(json.dumps(merge_runs(reports), indent=2) + "\n")
@@ -363,11 +399,17 @@ def write_baseline(path: Path, select: str | None, runs: int) -> None:
     print(f"bench: wrote {path} ({count} benchmarks, median of {len(reports)} runs)")
 
 
-def check(baseline: Path, select: str | None, threshold: float, keep: Path | None) -> int:
+def check(
+    baseline: Path,
+    select: str | None,
+    threshold: float,
+    keep: Path | None,
+    extra: Extra = Extra(),
+) -> int:
     """Run the benchmarks, print the table against `baseline`; 1 on a regression, else 0."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        now = run_benchmarks(Path(tmp) / "now.json", select)
+        now = run_benchmarks(Path(tmp) / "now.json", select, extra)
         if keep:
             shutil.copyfile(Path(tmp) / "now.json", keep)
     verdicts = compare(json.loads(baseline.read_text()), now, threshold, subset=bool(select))

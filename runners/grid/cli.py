@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fan the LRA grid or the scaling sweep out as one job per cell, on SLURM "
         "through submitit or on this machine; `status` shows each cell's state.",
         epilog="Options the grid does not know go to the runner (python -m runners.lra --help, "
-        "python -m runners.sweep --help), e.g. --profile paper --data-dir /data/lra.",
+        "python -m runners.sweep --help), e.g. --profile paper --data-dir /data/lra; "
+        "--import MODULE_OR_FILE loads a plugin here and in every job.",
     )
     sub = p.add_subparsers(dest="kind", required=True)
     passed_on = p.epilog

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 import attention_zoo as zoo
-from runners.arguments import parse_names
+from runners.arguments import load_imports, parse_names
 from runners.grid.job import GridCell
 from runners.lra import args as lra_args
 from runners.lra.runs import plan
@@ -51,10 +51,8 @@ def plan_sweep(
     methods: str, partitions: str | None, rest: list[str]
 ) -> tuple[list[GridCell], dict]:
     """One cell per (method, comma-listed partition): each GPU kind measures every method."""
+    ns = sweep_args.resolve(_parse(sweep_args.build_parser(), ["--methods", methods, *rest]))
     names = parse_names(methods, zoo.names(), "methods")
-    ns = sweep_args.resolve(
-        _parse(sweep_args.build_parser(), ["--methods", ",".join(names), *rest])
-    )
     parts = [p for p in (partitions or "").split(",") if p] or [""]
     cells = [
         GridCell(
@@ -71,13 +69,16 @@ def plan_sweep(
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    """Parse with a runner's parser; its errors become ValueError (not an exit)."""
+    """Parse with a runner's parser and load its `--import`s, as each job will; errors
+    become ValueError (not an exit)."""
 
     def error(message: str):
         raise ValueError(f"{parser.prog}: {message}")
 
     parser.error = error  # type: ignore[method-assign]
-    return parser.parse_args(argv)
+    ns = parser.parse_args(argv)
+    load_imports(parser, ns.imports)
+    return ns
 
 
 def grid_folder(jobs: Path, kind: str, cells: list[GridCell]) -> Path:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import attention_zoo as zoo
 import lra
+from runners.arguments import add_import_option
 from runners.lra import config as lra_config
 from runners.measure import allocator
 
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default): thp where glibc >= 2.35 and the kernel allow it. Recorded in the rows' "
         "allocator column",
     )
+    add_import_option(p)
     eff = p.add_argument_group("efficiency mode (LRA's efficiency table)")
     eff.add_argument(
         "--efficiency",

@@ -103,7 +103,8 @@ def _merge(base: dict, top: dict) -> dict:
 
 
 def load_profile(name_or_path: str | Path, _seen: tuple = ()) -> dict:
-    """A profile by name (runners/lra/profiles/<name>.toml) or path, its `include` merged in."""
+    """A profile by name (runners/lra/profiles/<name>.toml) or path, its `include` merged in:
+    `include = "paper"` names a shipped profile, `include = "base.toml"` a file beside it."""
     path = Path(name_or_path)
     if path.suffix != ".toml":
         path = PROFILES / f"{name_or_path}.toml"
@@ -122,8 +123,9 @@ def load_profile(name_or_path: str | Path, _seen: tuple = ()) -> dict:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     data.setdefault("name", path.stem)
     include = data.pop("include", None)
-    if include is not None:
-        base = load_profile(path.parent / include, (*_seen, path.resolve()))
+    if include is not None:  # a shipped profile by name ("paper"), or a file beside this one
+        where = include if Path(include).suffix != ".toml" else path.parent / include
+        base = load_profile(where, (*_seen, path.resolve()))
         data = _merge({k: v for k, v in base.items() if k != "name"}, data)
     return data
 

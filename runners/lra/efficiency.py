@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+import attention_zoo as zoo
 import lra
 from results import schema
 from runners.lra.config import config_hash
@@ -84,6 +85,7 @@ def run_efficiency(
                 "task": "text",
                 "method": method,
                 "method_options": json.dumps(cfg["method_options"], sort_keys=True),
+                "mechanism_source": zoo.info(method).source,
                 "profile": cfg["profile"],
                 "config_hash": config_hash(cfg),
                 "seq_len": n,

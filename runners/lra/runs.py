@@ -113,6 +113,7 @@ def result_rows(
         "task": run.task,
         "method": run.method,
         "method_options": json.dumps(run.cfg["method_options"], sort_keys=True),
+        "mechanism_source": zoo.info(run.method).source,
         "seed": run.seed,
         "profile": run.cfg["profile"],
         "config_hash": run.config_hash,

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 import attention_zoo as zoo
+from runners.arguments import add_import_option
 from runners.measure.allocator import MODES
 from runners.measure.cases import DTYPES, PASSES
 
@@ -223,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a("--seed", type=int, default=0, help="seed of the inputs and of the mechanisms' parameters")
     a("--quiet", action="store_true", help="no progress bar")
+    add_import_option(p)
     return p
 
 

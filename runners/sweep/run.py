@@ -140,6 +140,7 @@ def case(cell: AttentionCase, s: Settings, env: dict, done: dict[str, dict]) -> 
         "method": cell.method,
         "method_options": json.dumps(dict(cell.options), sort_keys=True),
         "default_options": dict(cell.options) == info.defaults,
+        "mechanism_source": info.source,
         "seq_len": cell.seq_len,
         "batch": s.batch,
         "heads": s.heads,

@@ -15,7 +15,7 @@ import pytest
 from runners.bench import gate as bench
 
 
-@pytest.mark.parametrize("case", bench.CASES, ids=lambda case: case.name)
+@pytest.mark.parametrize("case", bench.cases_from_environment(), ids=lambda case: case.name)
 def test_attention(benchmark, case: bench.Case) -> None:
     info = bench.run_case(benchmark, case)
     assert info["peak_mem_bytes"] > 0 and info["normalised"] > 0

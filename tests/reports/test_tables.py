@@ -8,7 +8,7 @@ import statistics
 import pandas as pd
 import pytest
 
-from reports import tables
+from reports import leaderboard, tables
 from tests.reports.conftest import TASKS, lra_row
 
 
@@ -81,6 +81,21 @@ def test_each_row_carries_its_provenance(rows):
     assert t.provenance["Transformer, reported (LRA paper (Tay et al. 2021) Table 1)"].startswith(
         "published: LRA paper"
     )
+
+
+def test_a_plugin_mechanism_s_rows_carry_its_source_and_the_page_shows_it(rows):
+    plugin = [
+        {**lra_row("nystromformer", task, 0, 0.3), "mechanism_source": "nystrom-attention 0.1.0"}
+        for task in TASKS
+    ]
+    built_in = rows.assign(mechanism_source="built-in")
+    t = tables.lra_accuracy(pd.concat([built_in, pd.DataFrame(plugin)], ignore_index=True))
+    assert t.sources == {"nystromformer": "nystrom-attention 0.1.0"}
+    assert t.provenance["nystromformer"].endswith("· plugin: nystrom-attention 0.1.0")
+    assert "plugin" not in t.provenance["softmax"]
+    page = leaderboard.table_html(t, "t")
+    assert page.count('class="plugin"') == 1
+    assert 'nystromformer <span class="plugin">plugin: nystrom-attention 0.1.0</span>' in page
 
 
 def test_efficiency_cells_are_steps_per_second_with_speed_up_over_softmax(efficiency):

@@ -6,7 +6,7 @@ import pytest
 
 import attention_zoo as zoo
 from lra.data import main as data_main
-from runners.bench.gate import CASES
+from runners.bench.gate import cases
 from runners.grid import cli as grid
 from runners.grid.plan import grid_folder, plan_lra
 from runners.lra import cli as lra_cli
@@ -65,4 +65,4 @@ def test_the_data_directory_goes_before_or_after_the_subcommand(tmp_path):
 
 
 def test_the_gate_covers_every_registered_mechanism():
-    assert sorted({case.method for case in CASES}) == zoo.names()
+    assert sorted({case.method for case in cases()}) == zoo.names()

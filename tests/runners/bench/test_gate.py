@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import attention_zoo as zoo
+from attention_zoo.registry import CATALOGUE
 from runners.bench import gate as bench
 from runners.bench.cli import main as bench_main
 
@@ -51,7 +52,7 @@ def test_a_benchmark_15x_slower_fails_naming_it(tmp_path, monkeypatch, capsys):
     assert not verdicts["softmax-forward-1024"].failed
     # through the command: the table, the named failure, exit 1
     (tmp_path / "base.json").write_text(json.dumps(BASE))
-    monkeypatch.setattr(bench, "run_benchmarks", lambda out, select: now)
+    monkeypatch.setattr(bench, "run_benchmarks", lambda out, select, extra: now)
     assert bench_main(["check", "--baseline", str(tmp_path / "base.json")]) == 1
     out = capsys.readouterr().out
     assert "FAILED: lotformer-forward_backward-4096 (1.50x slower)" in out
@@ -139,3 +140,24 @@ def test_the_gate_end_to_end_through_pytest_benchmark(tmp_path, capsys):
     assert bench_main(["check", "--baseline", str(base), "-k", one]) == 1
     out = capsys.readouterr().out
     assert f"FAILED: {one} (" in out and "x slower" in out and "25% more memory" in out
+
+
+def test_the_gate_measures_the_built_in_mechanisms_unless_asked_for_more(tmp_path, monkeypatch):
+    path = tmp_path / "my_attention.py"
+    path.write_text(
+        "from attention_zoo import register\nfrom attention_zoo.softmax import Softmax\n\n"
+        "@register('gated_plugin', complexity='linear')\nclass Mine(Softmax):\n    pass\n"
+    )
+    with CATALOGUE.scratch():
+        source = zoo.import_plugin(str(path))
+        assert "gated_plugin" not in {case.method for case in bench.cases()}
+        assert {c.seq_len for c in bench.cases(sources=[source]) if c.method == "gated_plugin"} == {
+            1024,
+            4096,
+            16384,  # the lengths of its declared complexity
+        }
+        assert "gated_plugin" in {case.method for case in bench.cases(plugins=True)}
+        monkeypatch.setenv(bench.IMPORTS_ENV, json.dumps([str(path)]))
+        assert "gated_plugin" in {case.method for case in bench.cases_from_environment()}
+    with pytest.raises(SystemExit):
+        bench_main(["check", "--import", str(tmp_path / "absent.py")])

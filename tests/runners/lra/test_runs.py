@@ -301,6 +301,19 @@ def test_overrides_layer_over_the_task_sections():
     assert c["profile"] == "smoke" and c["train"]["length"] == 256 and c["model"]["width"] == 64
 
 
+def test_a_users_profile_elsewhere_includes_a_shipped_one_by_name(tmp_path):
+    (tmp_path / "mine.toml").write_text('include = "smoke"\n[model]\ndropout = 0.3\n')
+    theirs = 'include = "mine.toml"\n[tasks.listops]\noptim = { lr = 0.25 }\n'
+    (tmp_path / "theirs.toml").write_text(theirs)
+    c = lra_config.resolve(lra_config.load_profile(tmp_path / "theirs.toml"), "listops", "softmax")
+    assert c["model"]["dropout"] == 0.3 and c["optim"]["lr"] == 0.25  # mine's, theirs
+    assert c["optim"]["warmup"] == 10  # smoke's, under theirs
+    assert c["train"]["length"] == 256 and c["model"]["width"] == 64  # smoke's, then paper's
+    (tmp_path / "typo.toml").write_text('include = "papr"\n')
+    with pytest.raises(lra_config.ConfigError, match="unknown profile 'papr'"):
+        lra_config.load_profile(tmp_path / "typo.toml")
+
+
 def test_unknown_profile_names_the_known_ones():
     with pytest.raises(lra_config.ConfigError, match="paper"):
         lra_config.load_profile("papr")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from attention_zoo.base import Attention
+from attention_zoo.base import Attention, compute_dtype
 from attention_zoo.registry import register
 
 DENSE_BACKWARD_RATIO = 2.5
@@ -22,13 +22,14 @@ def dense_attention_flops(batch: int, heads: int, seq_len: int, head_dim: int, o
 
 
 def softmax_matrix(q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
-    """softmax(QK^T / sqrt(d)) over the real keys, in q's dtype: (B, H, Nq, D) -> (B, H, Nq, N)."""
+    """softmax(QK^T / sqrt(d)) over the real keys, in q's dtype, the exponentials in float32
+    (float64 for float64 inputs): (B, H, Nq, D) -> (B, H, Nq, N)."""
     scores = (q @ k.transpose(-2, -1)).mul_(q.shape[-1] ** -0.5)  # (B, H, Nq, N)
     if mask is not None:
         # the dtype's most negative finite value, not -inf: a sequence with no real token
         # gives a uniform row instead of NaN (and its outputs are zeroed by the base class)
         scores = scores.masked_fill(~mask[:, None, None, :], torch.finfo(scores.dtype).min)
-    return torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+    return torch.softmax(scores, dim=-1, dtype=compute_dtype(scores.dtype)).to(q.dtype)
 
 
 @register(

@@ -34,12 +34,13 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from attention_zoo.memory import cpu_allocation_peak
 from lra.data import TaskData
 from lra.models import ModelConfig, build_model
 from lra.registry import TaskInfo
 from results import schema
 from runners.lra.distributed import SINGLE, Dist
-from runners.measure.meters import cpu_allocation_peak, tensor_bytes
+from runners.measure.meters import tensor_bytes
 from runners.results import PartWriter
 
 CURVE_SCHEMA = schema.LRA_CURVES

@@ -9,22 +9,21 @@ CPU time: `time.perf_counter` around each call (CPU ops are synchronous), repeat
 CUDA time: CUDA events around each call, the L2 cache flushed (a 256 MiB buffer zeroed)
 before each, one synchronisation after the last; the number of repeats is chosen from an
 estimate, as `triton.testing.do_bench` does.
-CPU memory: the allocator's own events (PyTorch profiler, `profile_memory=True`): every
-allocation and free made during the call, in order, to the byte; the peak of their running
-sum plus the bytes alive before the call. Deterministic: the same bytes on every repeat.
+CPU memory: the allocator's own events (`attention_zoo.memory.cpu_allocation_peak`, which
+the zoo's conformance check uses too): the peak of their running sum plus the bytes alive
+before the call. Deterministic: the same bytes on every repeat.
 CUDA memory: `torch.cuda.max_memory_allocated` after `reset_peak_memory_stats`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
-from torch.profiler import ProfilerActivity, profile
+
+from attention_zoo.memory import call_peak
 
 L2_FLUSH_BYTES = 256 * 1024**2
 
@@ -46,51 +45,13 @@ def tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
     return sum(seen.values())
 
 
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Silence file descriptor 2 (the profiler's C++ start/stop banners)."""
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def cpu_allocation_peak(fn: Callable[[], object]) -> int:
-    """Peak of (bytes allocated - bytes freed) during `fn()`, from the CPU allocator's events."""
-    prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
-    with _quiet_stderr():
-        prof.start()
-    try:
-        fn()
-    finally:
-        with _quiet_stderr():
-            prof.stop()
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    events.sort(key=lambda e: e.start_ns())
-    alive = peak = 0
-    for e in events:
-        if e.device_type() == torch.autograd.DeviceType.CPU:
-            alive += e.nbytes()  # negative for a free
-            peak = max(peak, alive)
-    return peak
-
-
 def measure_memory(
     fn: Callable[[], object], device: torch.device, before_bytes: int
 ) -> MemoryReading:
-    """Peak tensor bytes during one call of `fn`; `before_bytes` is what its inputs hold (CPU)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        before = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        fn()
-        torch.cuda.synchronize(device)
-        return MemoryReading(torch.cuda.max_memory_allocated(device), before)
-    return MemoryReading(before_bytes + cpu_allocation_peak(fn), before_bytes)
+    """Peak tensor bytes during one call of `fn`; `before_bytes` is what its inputs hold (CPU;
+    on CUDA the caching allocator's count of what is allocated)."""
+    before = torch.cuda.memory_allocated(device) if device.type == "cuda" else before_bytes
+    return MemoryReading(before + call_peak(fn, device), before)
 
 
 def measure_time(

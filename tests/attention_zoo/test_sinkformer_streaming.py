@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import attention_zoo as zoo
+from attention_zoo.memory import cpu_allocation_peak
 from attention_zoo.sinkhorn_stream import streaming_sinkhorn_attention
-from runners.measure.meters import cpu_allocation_peak
 from tests.helpers import lengths_mask, make_qkv
 
 

@@ -5,7 +5,8 @@ import time
 import torch
 
 import attention_zoo as zoo
-from runners.measure.meters import cpu_allocation_peak, measure_memory, measure_time, tensor_bytes
+from attention_zoo.memory import cpu_allocation_peak
+from runners.measure.meters import measure_memory, measure_time, tensor_bytes
 
 CPU = torch.device("cpu")
 

@@ -370,7 +370,7 @@ def _options(items: Sequence[str]) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from attention_zoo.plugins import import_plugin
+    from attention_zoo.plugins import add_import_option, import_plugin
 
     parser = argparse.ArgumentParser(
         prog="python -m attention_zoo.check",
@@ -379,14 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "property; exit 1 naming each failure.",
     )
     parser.add_argument("names", nargs="+", metavar="NAME", help="registered mechanisms, or all")
-    parser.add_argument(
-        "--import",
-        dest="imports",
-        action="append",
-        default=[],
-        metavar="MODULE_OR_FILE",
-        help="load a module or .py file that registers mechanisms first; repeatable",
-    )
+    add_import_option(parser)
     parser.add_argument(
         "--option",
         action="append",

@@ -15,6 +15,7 @@ not installed (the runners' `--import`). Each registration records where it came
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import importlib
@@ -175,3 +176,17 @@ def import_plugin(spec: str) -> str:
     with _loading(source):
         importlib.import_module(spec)
     return source
+
+
+def add_import_option(parser: argparse.ArgumentParser) -> None:
+    """`--import MODULE_OR_FILE`, repeatable, into `imports` (every runner's and the check's)."""
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE_OR_FILE",
+        help="load a module (by name) or a .py file (by path) that registers attention "
+        "mechanisms or LRA tasks, before anything else; repeatable. Installed plugins (entry "
+        "points attention_zoo.mechanisms, lra.tasks) need no flag",
+    )

@@ -31,23 +31,17 @@ def parse_names(text: str, known: list[str], what: str) -> list[str]:
 
 
 def add_import_option(parser: argparse.ArgumentParser) -> None:
-    """`--import MODULE_OR_FILE`, repeatable, into `imports`."""
-    parser.add_argument(
-        "--import",
-        dest="imports",
-        action="append",
-        default=[],
-        metavar="MODULE_OR_FILE",
-        help="load a module (by name) or a .py file (by path) that registers attention "
-        "mechanisms or LRA tasks, before anything else; repeatable. Installed plugins (entry "
-        "points attention_zoo.mechanisms, lra.tasks) need no flag",
-    )
+    """`--import MODULE_OR_FILE` (attention_zoo.plugins'; imported here only when called, so
+    that the grid's jobs, which import this module for INTERRUPTED_EXIT, stay light)."""
+    from attention_zoo.plugins import add_import_option as add
+
+    add(parser)
 
 
 def load_imports(parser: argparse.ArgumentParser, specs: Sequence[str]) -> None:
     """Import each of `specs` (attention_zoo.import_plugin); a missing one, or one whose
     import raises, is a usage error naming it, before any work starts."""
-    from attention_zoo import import_plugin  # here: the grid's jobs import this module light
+    from attention_zoo import import_plugin  # here: see add_import_option
 
     for spec in specs:
         try:

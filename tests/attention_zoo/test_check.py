@@ -49,7 +49,8 @@ def broken():
                 weights = torch.where(scores < 60, scores.exp(), torch.zeros_like(scores))
                 return weights / weights.sum(-1, keepdim=True).clamp_min(1e-30) @ v
 
-            _matrix = None  # no attention_matrix: its own forward is what is checked
+            def _matrix(self, q, k, mask):  # none: its own forward is what is checked
+                raise NotImplementedError
 
         @zoo.register("fake_linear", complexity="linear")
         class FakeLinear(Softmax):
@@ -81,6 +82,7 @@ def test_a_broken_mechanism_fails_the_property_it_breaks(broken, name, fails, fi
     status, shown = got[fails]
     assert status == "fail" and figure in shown
     assert got["dtypes"][0] == "pass"  # the rest of the contract is still checked
+    assert next(p for p, (status, _) in got.items() if status == "fail") == fails
 
 
 def test_the_leak_also_breaks_padded_equals_unpadded(broken):

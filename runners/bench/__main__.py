@@ -1,7 +1,5 @@
-"""`python -m runners.bench`: see runners.bench.cli."""
+"""`python -m runners.bench`: see runners.bench.cli (and runners.entry for the start)."""
 
-import sys
+from runners.entry import start
 
-from runners.bench.cli import main
-
-sys.exit(main())
+start("runners.bench.cli")

@@ -1,7 +1,5 @@
-"""`python -m runners.gpu_check`: see runners.gpu_check.cli."""
+"""`python -m runners.gpu_check`: see runners.gpu_check.cli (and runners.entry for the start)."""
 
-import sys
+from runners.entry import start
 
-from runners.gpu_check.cli import main
-
-sys.exit(main())
+start("runners.gpu_check.cli")

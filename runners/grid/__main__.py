@@ -1,7 +1,5 @@
-"""`python -m runners.grid`: see runners.grid.cli."""
+"""`python -m runners.grid`: see runners.grid.cli (and runners.entry for the start)."""
 
-import sys
+from runners.entry import start
 
-from runners.grid.cli import main
-
-sys.exit(main())
+start("runners.grid.cli")

@@ -1,7 +1,5 @@
-"""`python -m runners.lra`: see runners.lra.cli."""
+"""`python -m runners.lra`: see runners.lra.cli (and runners.entry for the start)."""
 
-import sys
+from runners.entry import start
 
-from runners.lra.cli import main
-
-sys.exit(main())
+start("runners.lra.cli", cpu_allocator=True)

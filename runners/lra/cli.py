@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # ConfigError included: before any training
         parser.error(str(exc))
     if argv is None:  # a command line, not a call from Python
-        allocator.reexec("runners.lra", relaunch)
+        allocator.reexec(relaunch)
     if args.efficiency:
         if distributed.from_env().world > 1:
             parser.error("--efficiency measures one process; run it without torchrun")

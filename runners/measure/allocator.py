@@ -14,6 +14,12 @@ Memory still goes back to the kernel when freed, and nothing else changes: the b
 mechanism allocates (what the peak-memory meter counts) and every result are the same.
 glibc reads its tunables when a process starts, so `python -m runners.sweep` re-executes
 itself once with `GLIBC_TUNABLES` set. `system` leaves malloc as it is.
+
+Where no GPU driver is present, every command runs on the CPU, so `python -m runners.sweep`
+and `python -m runners.lra` re-execute first thing (`reexec_early`, from their
+`__main__`), before torch is imported: otherwise the import, about 2 s on 2 cores, is paid
+twice by every command, every grid job and every torchrun worker. Elsewhere `main` decides
+once it has resolved the device.
 """
 
 from __future__ import annotations
@@ -22,11 +28,14 @@ import ctypes
 import ctypes.util
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 MODES = ("auto", "thp", "system")
 TUNABLE = "glibc.malloc.hugetlb=1"
 THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+# a GPU driver's device nodes: NVIDIA's, AMD's ROCm, WSL's; with none, torch sees no GPU
+GPU_NODES = (Path("/dev/nvidiactl"), Path("/dev/kfd"), Path("/dev/dxg"))
 
 
 def glibc_version() -> tuple[int, int] | None:
@@ -80,8 +89,41 @@ def environment_for(mode: str) -> dict[str, str] | None:
     return {**os.environ, "GLIBC_TUNABLES": ":".join([*tunables, TUNABLE])}
 
 
-def reexec(module: str, env: dict[str, str] | None) -> None:
-    """Re-execute `python -m module` with this process's arguments under `env` (from
-    `environment_for`; None: nothing to do). glibc reads its tunables at start-up only."""
+def early_environment(argv: Sequence[str]) -> dict[str, str] | None:
+    """What a command line with `argv` re-executes with before its imports, or None: where
+    no GPU driver is present (it then runs on the CPU, or fails whatever malloc does) the
+    `--cpu-allocator` it asks for, `auto` by default, is known from `argv` alone. None
+    where a GPU may be present, for a mode that is not one, and for an abbreviated
+    `--cpu...` option (only the command's parser can tell what it means): `main` decides
+    then, after its imports, as it always has."""
+    if any(node.exists() for node in GPU_NODES):
+        return None
+    mode, args = "auto", list(argv)
+    for i, arg in enumerate(args):
+        if arg == "--cpu-allocator" and i + 1 < len(args):
+            mode = args[i + 1]
+        elif arg.startswith("--cpu-allocator="):
+            mode = arg.split("=", 1)[1]
+        elif arg.startswith("--cpu") and not (i > 0 and args[i - 1] == "--cpu-allocator"):
+            return None
+    if mode not in MODES:
+        return None
+    try:
+        return environment_for(mode)
+    except ValueError:  # thp asked where it cannot be had: the parser says so
+        return None
+
+
+def reexec_early() -> None:
+    """`python -m runners.X`'s first act, before torch is imported: re-execute under the
+    tunable where `early_environment` knows it is wanted (`main`'s own check then finds it
+    active and goes on)."""
+    reexec(early_environment(sys.argv[1:]))
+
+
+def reexec(env: dict[str, str] | None) -> None:
+    """Execute this process's command line again, interpreter options included, under
+    `env` (from `environment_for`; None: nothing to do). glibc reads its tunables at
+    start-up only."""
     if env is not None:
-        os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], env)
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)

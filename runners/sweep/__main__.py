@@ -1,7 +1,5 @@
-"""`python -m runners.sweep`: see runners.sweep.cli."""
+"""`python -m runners.sweep`: see runners.sweep.cli (and runners.entry for the start)."""
 
-import sys
+from runners.entry import start
 
-from runners.sweep.cli import main
-
-sys.exit(main())
+start("runners.sweep.cli", cpu_allocator=True)

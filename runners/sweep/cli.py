@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     if argv is None:  # a command line, not a call from Python
-        allocator.reexec("runners.sweep", relaunch)
+        allocator.reexec(relaunch)
     settings = Settings(
         batch=args.batch,
         heads=args.heads,

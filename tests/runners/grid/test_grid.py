@@ -22,8 +22,11 @@ from tests.runners.tiny import lra_args
 pytest.importorskip("submitit")
 
 
-def grid_args(data: Path, out: Path, jobs: Path, *extra: str, steps: int = 8) -> list[str]:
-    return ["lra", f"--jobs-dir={jobs}", *extra, *lra_args(data, out, steps=steps)]
+def grid_args(
+    data: Path, out: Path, jobs: Path, *extra: str, steps: int = 8, every: int = 4
+) -> list[str]:
+    runner = lra_args(data, out, f"--set=train.eval_every={every}", steps=steps)
+    return ["lra", f"--jobs-dir={jobs}", *extra, *runner]
 
 
 def only_grid(jobs: Path) -> Path:
@@ -117,7 +120,9 @@ def test_bad_runner_options_fail_before_anything_is_submitted(listops_dir, tmp_p
     assert not jobs.exists()
 
 
-def submit(data: Path, out: Path, jobs: Path, *options: str, steps: int = 8) -> Path:
+def submit(
+    data: Path, out: Path, jobs: Path, *options: str, steps: int = 8, every: int = 4
+) -> Path:
     """Submit a one-cell grid (listops, softmax, seed 0) through submitit; its folder."""
     argv = grid_args(
         data,
@@ -128,6 +133,7 @@ def submit(data: Path, out: Path, jobs: Path, *options: str, steps: int = 8) -> 
         "--launcher=submitit",
         *options,
         steps=steps,
+        every=every,
     )
     assert grid.main(argv) == 0
     return only_grid(jobs)
@@ -140,8 +146,11 @@ def test_submitit_debug_executor_runs_the_grid(listops_dir, tmp_path):
     assert record(folder, "listops-softmax-s0")["executor"] == "debug"
 
 
-def submit_local(data: Path, out: Path, jobs: Path, steps: int) -> Path:
-    return submit(data, out, jobs, "--submitit-cluster=local", "--gpus-per-job=0", steps=steps)
+def submit_local(data: Path, out: Path, jobs: Path) -> Path:
+    """A 400-step run, so that it is still training when the test signals it, validated
+    (and checkpointed) every 50 steps: the first checkpoint comes half a second in."""
+    options = ("--submitit-cluster=local", "--gpus-per-job=0")
+    return submit(data, out, jobs, *options, steps=400, every=50)
 
 
 def submitit_log(folder: Path) -> str:
@@ -160,7 +169,7 @@ def pending(pid: int, sig: int) -> bool:
 @pytest.mark.slow
 def test_a_preempted_submitit_job_is_requeued_and_resumes(listops_dir, tmp_path):
     out, jobs = tmp_path / "out", tmp_path / "jobs"
-    folder = submit_local(listops_dir, out, jobs, steps=400)
+    folder = submit_local(listops_dir, out, jobs)
     cell = "listops-softmax-s0"
     wait_for(lambda: record(folder, cell)["state"] == "running" and checkpointed(out))
     runner_pid = wait_for(lambda: record(folder, cell).get("runner_pid"))
@@ -187,7 +196,7 @@ def test_a_killed_job_resumes_from_its_checkpoint_when_the_grid_is_submitted_aga
     listops_dir, tmp_path
 ):
     out, jobs = tmp_path / "out", tmp_path / "jobs"
-    folder = submit_local(listops_dir, out, jobs, steps=400)
+    folder = submit_local(listops_dir, out, jobs)
     cell = "listops-softmax-s0"
     wait_for(lambda: "runner_pid" in record(folder, cell) and checkpointed(out))
     rec = record(folder, cell)
@@ -196,7 +205,7 @@ def test_a_killed_job_resumes_from_its_checkpoint_when_the_grid_is_submitted_aga
     _, detail = wait_for(lambda: states(folder)[cell][0] == "failed" and states(folder)[cell])
     assert "ended without finishing" in detail and "resumes" in detail
     assert read_results(out / "lra").empty
-    folder2 = submit_local(listops_dir, out, jobs, steps=400)
+    folder2 = submit_local(listops_dir, out, jobs)
     assert folder2 == folder
     wait_for(lambda: states(folder)[cell][0] == "done")
     assert "resuming from" in submitit_log(folder)

@@ -35,8 +35,7 @@ def lra_row(method, task, seed, accuracy, status="ok", profile="paper", config="
     }
 
 
-@pytest.fixture
-def rows() -> pd.DataFrame:
+def lra_rows() -> pd.DataFrame:
     """softmax: 3 seeds on all five tasks; lotformer: 1 ok seed + 1 NaN seed; performer: 1 task."""
     out = []
     for i, task in enumerate(TASKS):
@@ -71,8 +70,7 @@ def efficiency_row(method, seq_len, steps_per_s, peak_gb, status="ok", when="10"
     }
 
 
-@pytest.fixture
-def efficiency() -> pd.DataFrame:
+def efficiency_rows() -> pd.DataFrame:
     """steps/s at 1K/4K: softmax 8/2; lotformer 6/6 (an older 4K row: 1); performer 9/OOM."""
     return pd.DataFrame(
         [
@@ -110,8 +108,7 @@ def sweep_row(method, seq_len, pass_, time_ms, peak_bytes, status="ok", device_n
     }
 
 
-@pytest.fixture
-def sweep() -> pd.DataFrame:
+def sweep_rows() -> pd.DataFrame:
     """softmax quadratic up to 4K then OOM at 8K; lotformer linear to 8K; both passes."""
     out = []
     for pass_, k in (("forward", 1.0), ("forward_backward", 3.0)):
@@ -159,3 +156,18 @@ def write_results(root: Path, **tables: pd.DataFrame) -> Path:
         (root / name).mkdir(parents=True, exist_ok=True)
         frame.to_parquet(root / name / f"{name}-part.parquet")
     return root
+
+
+@pytest.fixture
+def rows() -> pd.DataFrame:
+    return lra_rows()
+
+
+@pytest.fixture
+def efficiency() -> pd.DataFrame:
+    return efficiency_rows()
+
+
+@pytest.fixture
+def sweep() -> pd.DataFrame:
+    return sweep_rows()

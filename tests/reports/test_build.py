@@ -16,18 +16,32 @@ import pytest
 from PIL import Image
 
 from reports.__main__ import main
-from tests.reports.conftest import curve_rows, write_results
+from tests.reports.conftest import (
+    curve_rows,
+    efficiency_rows,
+    lra_rows,
+    sweep_rows,
+    write_results,
+)
 
 EFFICIENCY = "lra_efficiency_cpu-test-cpu-text-32-bf16-paper"
 EFFICIENCY_ID = "t-lra-efficiency-cpu-test-cpu-text-32-bf16-paper"  # the page's table id
 
 
-@pytest.fixture
-def results(tmp_path, rows, efficiency, sweep) -> Path:
+def standard_results(root: Path) -> Path:
     curves = pd.DataFrame(curve_rows() + curve_rows(task="image", config="old"))
     return write_results(
-        tmp_path / "results", lra=rows, lra_curves=curves, lra_efficiency=efficiency, sweep=sweep
+        root,
+        lra=lra_rows(),
+        lra_curves=curves,
+        lra_efficiency=efficiency_rows(),
+        sweep=sweep_rows(),
     )
+
+
+@pytest.fixture
+def results(tmp_path) -> Path:
+    return standard_results(tmp_path / "results")
 
 
 def build(results: Path, out: Path) -> list[str]:
@@ -35,9 +49,20 @@ def build(results: Path, out: Path) -> list[str]:
     return sorted(p.name for p in out.iterdir())
 
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, Path]:
+    """The standard results and their report, built once for the tests that only read them:
+    (results, out)."""
+    root = tmp_path_factory.mktemp("built")
+    results = standard_results(root / "results")
+    build(results, root / "out")
+    return results, root / "out"
+
+
 @pytest.mark.slow
-def test_every_artefact_is_built_and_a_second_build_is_byte_identical(results, tmp_path):
-    names = build(results, tmp_path / "a")
+def test_every_artefact_is_built_and_a_second_build_is_byte_identical(built, tmp_path):
+    results, first = built
+    names = sorted(p.name for p in first.iterdir())
     stems = {n.rsplit(".", 1)[0] for n in names}
     assert stems == {
         "lra_accuracy_paper",
@@ -55,8 +80,8 @@ def test_every_artefact_is_built_and_a_second_build_is_byte_identical(results, t
     assert {n.rsplit(".", 1)[1] for n in names} == {"md", "tex", "csv", "png", "pdf", "html"}
     assert build(results, tmp_path / "b") == names
     for name in names:
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
-    csv = pd.read_csv(tmp_path / "a" / "lra_accuracy_paper.csv")
+        assert (first / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    csv = pd.read_csv(first / "lra_accuracy_paper.csv")
     ours = csv[(csv["kind"] == "ours") & (csv["row"] == "softmax") & (csv["column"] == "listops")]
     assert ours["mean"].item() == pytest.approx(34.0) and ours["n"].item() == 3
 
@@ -80,8 +105,10 @@ def test_an_empty_results_folder_is_a_message_not_a_traceback(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_a_broken_part_is_named_and_skipped_and_the_rest_is_built(results, tmp_path, capsys):
-    whole = build(results, tmp_path / "whole")
+def test_a_broken_part_is_named_and_skipped_and_the_rest_is_built(built, tmp_path, capsys):
+    results, built_out = built
+    results = Path(shutil.copytree(results, tmp_path / "results"))
+    whole = sorted(p.name for p in built_out.iterdir())
     part = results / "sweep" / "sweep-part.parquet"
     data = part.read_bytes()
     (results / "sweep" / "copied.parquet").write_bytes(data[: len(data) // 3])  # truncated
@@ -95,7 +122,7 @@ def test_a_broken_part_is_named_and_skipped_and_the_rest_is_built(results, tmp_p
         f"{results / 'lra' / 'old.parquet'}: skipped, it has no column 'majority_accuracy'" in err
     )
     for name in ("lra_accuracy_paper.csv", "leaderboard.html"):  # the same rows, the same bytes
-        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+        assert (tmp_path / "out" / name).read_bytes() == (built_out / name).read_bytes()
 
 
 class Rows(HTMLParser):
@@ -129,9 +156,8 @@ class Rows(HTMLParser):
 
 
 @pytest.mark.slow
-def test_the_page_is_self_contained_with_provenance_on_every_row(results, tmp_path):
-    build(results, tmp_path / "out")
-    page = (tmp_path / "out" / "leaderboard.html").read_text()
+def test_the_page_is_self_contained_with_provenance_on_every_row(built):
+    page = (built[1] / "leaderboard.html").read_text()
     assert not re.search(r"""(src|href)=["'](https?:)?//""", page)  # nothing fetched
     assert page.count("data:image/png;base64,") == 5  # scaling, 2 curves, 2 bubbles: inlined
     parser = Rows()
@@ -165,9 +191,8 @@ def chromium(url: str, profile: Path, *args: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run does)")
-def test_the_page_renders_and_sorts_in_headless_chromium(results, tmp_path):
-    build(results, tmp_path / "out")
-    url = (tmp_path / "out" / "leaderboard.html").as_uri()
+def test_the_page_renders_and_sorts_in_headless_chromium(built, tmp_path):
+    url = (built[1] / "leaderboard.html").as_uri()
     shot = tmp_path / "leaderboard.png"
     chromium(url, tmp_path / "p1", "--window-size=1280,1600", "--hide-scrollbars",
              f"--screenshot={shot}")  # fmt: skip
@@ -190,7 +215,7 @@ def test_the_page_renders_and_sorts_in_headless_chromium(results, tmp_path):
 
 
 @pytest.mark.slow
-def test_ablation_rows_build_their_table_and_curves_beside_the_mechanism(results, rows, tmp_path):
+def test_ablation_rows_build_their_table_and_curves_beside_the_mechanism(results, tmp_path):
     from tests.reports.conftest import lra_row
 
     cls = '["methods.lotformer.cls_tokens=1"]'

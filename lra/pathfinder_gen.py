@@ -70,13 +70,13 @@ class Canvas:
         self.yy, self.xx = np.mgrid[0:n, 0:n] + 0.5  # pixel centres
         self.curves: list[list[tuple[np.ndarray, np.ndarray]]] = []  # per curve: paddles
 
-    def _free(self, points: np.ndarray) -> bool:
+    def _free(self, points: list[tuple[float, float]]) -> bool:
         """All points inside the canvas (1 px margin) and away from the placed curves."""
-        n = self.s.size
-        if (points < 1.0).any() or (points > n - 2.0).any():
-            return False
-        ij = points.astype(int)
-        return not self.taken[ij[:, 1], ij[:, 0]].any()
+        top, taken = self.s.size - 2.0, self.taken
+        for x, y in points:
+            if not (1.0 <= x <= top and 1.0 <= y <= top) or taken.item(int(y), int(x)):
+                return False
+        return True
 
     def _claim(self, points: np.ndarray) -> None:
         """Mark every pixel whose centre is within min_sep of one of the points."""
@@ -88,12 +88,16 @@ class Canvas:
             self.taken[y0:y1, x0:x1] |= d2 <= r * r
 
     def add_curve(self, rng: np.random.Generator, paddles: int, tries: int = 40) -> None:
-        """Place one curve of `paddles` paddles, or raise Stuck."""
+        """Place one curve of `paddles` paddles, or raise Stuck.
+
+        The points of a step are plain floats (numpy's overhead on five points was most of
+        the generator's time); each is computed as numpy computed it, pos + t * direction,
+        so the images are the same bytes."""
         s = self.s
         step = s.paddle + s.gap
-        t = np.linspace(0, step, max(3, int(step * 2) + 1))[:, None]  # samples along a step
+        t = np.linspace(0, step, max(3, int(step * 2) + 1)).tolist()  # samples along a step
         for _ in range(tries):
-            pos = rng.uniform(2, s.size - 2, size=2)
+            px, py = rng.uniform(2, s.size - 2, size=2).tolist()
             theta = 0.0  # set by the first paddle
             placed: list[tuple[np.ndarray, np.ndarray]] = []
             claimed: list[np.ndarray] = []
@@ -104,28 +108,30 @@ class Canvas:
                         if k == 0
                         else theta + rng.uniform(-s.max_turn, s.max_turn)
                     )
-                    direction = np.array([math.cos(turn), math.sin(turn)])
-                    points = pos + t * direction
+                    dx, dy = math.cos(turn), math.sin(turn)
+                    points = [(px + tj * dx, py + tj * dy) for tj in t]
                     if self._free(points) and self._clear_of_own(points, claimed):
                         break
                 else:
                     break
                 theta = turn
-                placed.append((pos.copy(), pos + s.paddle * direction))
-                claimed.append(points)
-                pos = pos + step * direction
+                placed.append(
+                    (np.array([px, py]), np.array([px + s.paddle * dx, py + s.paddle * dy]))
+                )
+                claimed.append(np.array(points))
+                px, py = px + step * dx, py + step * dy
             if len(placed) == paddles:
                 self._claim(np.concatenate(claimed)[::2])
                 self.curves.append(placed)
                 return
         raise Stuck
 
-    def _clear_of_own(self, points: np.ndarray, claimed: list[np.ndarray]) -> bool:
+    def _clear_of_own(self, points: list[tuple[float, float]], claimed: list[np.ndarray]) -> bool:
         """Away from this curve's paddles before the previous two (it must not loop back)."""
         if len(claimed) < 3:
             return True
         old = np.concatenate(claimed[:-2])
-        d2 = ((points[:, None, :] - old[None, :, :]) ** 2).sum(-1)
+        d2 = ((np.array(points)[:, None, :] - old[None, :, :]) ** 2).sum(-1)
         return bool(d2.min() >= self.s.min_sep**2)
 
     def stroke(self, a: np.ndarray, b: np.ndarray, radius: float) -> None:

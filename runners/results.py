@@ -49,14 +49,20 @@ def write_json_atomic(path: Path, value: object) -> None:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether process `pid` of this host still runs (owned by anyone)."""
+    """Whether process `pid` of this host still runs (owned by anyone). A zombie (ended,
+    not yet reaped by its parent: a killed job's for as long as its parent, or a
+    container's init, takes) does not run."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, owned by someone else
-        return True
-    return True
+        pass
+    try:  # Linux: the state is the field after the parenthesised command name
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):  # it ended just now; or no /proc (macOS): it runs
+        return not Path("/proc").is_dir()
+    return state != "Z"
 
 
 def remove_stale_temporaries(directory: Path) -> list[Path]:

@@ -147,10 +147,10 @@ def test_submitit_debug_executor_runs_the_grid(listops_dir, tmp_path):
 
 
 def submit_local(data: Path, out: Path, jobs: Path) -> Path:
-    """A 400-step run, so that it is still training when the test signals it, validated
-    (and checkpointed) every 50 steps: the first checkpoint comes half a second in."""
+    """A 200-step run validated (and checkpointed) every 50 steps: the test signals it at
+    its first checkpoint, a second or more before it could finish."""
     options = ("--submitit-cluster=local", "--gpus-per-job=0")
-    return submit(data, out, jobs, *options, steps=400, every=50)
+    return submit(data, out, jobs, *options, steps=200, every=50)
 
 
 def submitit_log(folder: Path) -> str:
@@ -173,11 +173,11 @@ def test_a_preempted_submitit_job_is_requeued_and_resumes(listops_dir, tmp_path)
     cell = "listops-softmax-s0"
     wait_for(lambda: record(folder, cell)["state"] == "running" and checkpointed(out))
     runner_pid = wait_for(lambda: record(folder, cell).get("runner_pid"))
-    # frozen, the runner cannot finish its 400 steps before the signal reaches it (a fast
+    # frozen, the runner cannot finish its 200 steps before the signal reaches it (a fast
     # machine did, and the job was never preempted); it handles the signal once thawed
     os.kill(runner_pid, signal.SIGSTOP)
     try:
-        assert states(folder)[cell][0] == "running" and "/400" in states(folder)[cell][1]
+        assert states(folder)[cell][0] == "running" and "/200" in states(folder)[cell][1]
         os.kill(record(folder, cell)["pid"], signal.SIGUSR2)  # what SLURM sends first
         wait_for(lambda: pending(runner_pid, signal.SIGUSR2))  # the job has forwarded it
     finally:
@@ -188,7 +188,7 @@ def test_a_preempted_submitit_job_is_requeued_and_resumes(listops_dir, tmp_path)
     assert "this job is preempted" in log or "this job is timed-out" in log
     assert "resuming from" in log
     rows = read_results(out / "lra")
-    assert len(rows) == 2 and set(rows["steps"]) == {400}
+    assert len(rows) == 2 and set(rows["steps"]) == {200}
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
     python -m lra.data status                      # each task: present or how to get it
     python -m lra.data prepare listops             # read + cache all splits (or: all)
+    python -m lra.data download listops            # fetch, verify, unpack (lra.download)
     python -m lra.data generate listops --seed 0   # synthetic tasks, offline
     python -m lra.data generate pathfinder --count 20000
 
@@ -215,7 +216,7 @@ def status(root: Path) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from lra import generators, listops
+    from lra import download, generators, listops
 
     parser = argparse.ArgumentParser(
         prog="python -m lra.data",
@@ -236,6 +237,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         "prepare", parents=[common], help="read the sources and cache every split"
     )
     prep.add_argument("task", choices=[*names(), "all"])
+    down = sub.add_parser(
+        "download",
+        parents=[common],
+        help="fetch a task's sources from their official locations (resumable, checksummed), "
+        "unpack what it reads, and cache it",
+        description="Fetch, verify and unpack the sources of TASK (or all): the LRA release "
+        "for listops, retrieval, pathfinder and pathx (only the folders they read are "
+        "unpacked), IMDb for text, CIFAR-10 for image. An interrupted download resumes.",
+    )
+    down.add_argument("task", choices=[*download.TASKS, "all"])
+    down.add_argument(
+        "--url",
+        help="fetch from this mirror instead (or set "
+        + ", ".join(f"${s.env}" for s in download.SOURCES.values())
+        + ")",
+    )
+    down.add_argument(
+        "--sha256", help="the SHA-256 the archive must have (instead of the known checksum)"
+    )
+    down.add_argument(
+        "--dry-run", action="store_true", help="list what would be fetched, with sizes"
+    )
     gen = sub.add_parser(
         "generate", parents=[common], help="generate a synthetic task in the release layout"
     )
@@ -270,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"data directory: {root.resolve()}")
         print("\n".join(status(root)))
         return 0
+    if args.command == "download":
+        return download.main(args, parser)
     if args.command == "generate":
         if args.count is not None and args.count < 3:
             parser.error("--count must be at least 3 (one example per split)")

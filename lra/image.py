@@ -46,7 +46,9 @@ TASK = TaskInfo(
     padding_id=None,
     pair=False,
     obtain="CIFAR-10: "
-    + raw_or_tfds_howto(f"https://www.cs.toronto.edu/~kriz/{ARCHIVE}", ARCHIVE, FOLDER, TFDS_NAME),
+    + raw_or_tfds_howto(
+        "image", f"https://www.cs.toronto.edu/~kriz/{ARCHIVE}", ARCHIVE, FOLDER, TFDS_NAME
+    ),
     params={"gray": "tf.image.rgb_to_grayscale", "split": "train[:90%]/train[90%:]/test"},
 )
 

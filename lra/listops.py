@@ -52,9 +52,9 @@ TASK = TaskInfo(
     padding_id=0,
     pair=False,
     obtain=(
-        "LRA release (https://storage.googleapis.com/long-range-arena/lra_release.gz): "
-        f"unpack {FOLDER}/ into the data directory, or generate it offline: "
-        "python -m lra.data generate listops"
+        "run `python -m lra.data download listops` (the LRA release, "
+        "https://storage.googleapis.com/long-range-arena/lra_release.gz, its "
+        f"{FOLDER}/), or generate it offline: python -m lra.data generate listops"
     ),
     params={"tokens": "operators, digits and ']' (parentheses dropped)", "vocab": VOCAB},
 )

@@ -40,8 +40,9 @@ def task_info(name: str, size: int) -> TaskInfo:
         padding_id=None,
         pair=False,
         obtain=(
-            "LRA release (https://storage.googleapis.com/long-range-arena/lra_release.gz): "
-            f"unpack pathfinder{size}/ into the data directory, or generate it offline: "
+            f"run `python -m lra.data download {name}` (the LRA release, "
+            "https://storage.googleapis.com/long-range-arena/lra_release.gz, its "
+            f"pathfinder{size}/{DIFFICULTY}/), or generate it offline: "
             f"python -m lra.data generate {name}"
         ),
         params={"size": size, "difficulty": DIFFICULTY, "split": "80/10/10 in metadata order"},

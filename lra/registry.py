@@ -168,11 +168,12 @@ def locate_split_files(data_dir: Path, folder: str, files: dict[str, str], task:
     return path
 
 
-def raw_or_tfds_howto(url: str, archive: str, folder: str, tfds_name: str) -> str:
+def raw_or_tfds_howto(task: str, url: str, archive: str, folder: str, tfds_name: str) -> str:
     """How to obtain a dataset that comes as an archive or from tensorflow-datasets."""
     return (
-        f"download {url} into the data directory (as {archive} or unpacked as {folder}/), "
-        f"or prepare the tensorflow-datasets '{tfds_name}' (pip install '.[tfds]')"
+        f"run `python -m lra.data download {task}` (it saves {url} into the data directory "
+        f"as {archive}; unpacked as {folder}/ serves too), or prepare the "
+        f"tensorflow-datasets '{tfds_name}' (pip install '.[tfds]')"
     )
 
 

@@ -39,8 +39,9 @@ TASK = TaskInfo(
     padding_id=0,
     pair=True,
     obtain=(
-        "LRA release (https://storage.googleapis.com/long-range-arena/lra_release.gz): "
-        f"unpack {FOLDER}/ (the new_aan_pairs.*.tsv files) into the data directory"
+        "run `python -m lra.data download retrieval` (the LRA release, "
+        "https://storage.googleapis.com/long-range-arena/lra_release.gz, its "
+        f"{FOLDER}/ of new_aan_pairs.*.tsv files)"
     ),
     params={"encoding": "decoded bytes literal, id = byte + 1"},
 )

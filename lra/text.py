@@ -45,7 +45,11 @@ TASK = TaskInfo(
     pair=False,
     obtain="IMDb: "
     + raw_or_tfds_howto(
-        f"https://ai.stanford.edu/~amaas/data/sentiment/{ARCHIVE}", ARCHIVE, FOLDER, TFDS_NAME
+        "text",
+        f"https://ai.stanford.edu/~amaas/data/sentiment/{ARCHIVE}",
+        ARCHIVE,
+        FOLDER,
+        TFDS_NAME,
     ),
     params={"encoding": "utf-8 bytes, id = byte + 1", "val": "train, sha1 % 10 == 0"},
 )

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SMOKE  := data/smoke
 MINI   := data/mini
 
-.PHONY: help test test-fast lint format clean sweep data-status quickstart lra-all lra-smoke lra-mini lra-mini-ablation report bench-check bench-baseline gpu-check
+.PHONY: help test test-fast test-tfds lint format clean sweep data-status quickstart lra-all lra-smoke lra-mini lra-mini-ablation report bench-check bench-baseline gpu-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -14,14 +14,23 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -e '.[test]'
-	@# pip's byte-compilation, on every core (pip compiles on one: 64 s against 48 s in all
-	@# on 2 cores); like pip's, it skips files of newer Python syntax (torch's py312 helpers)
-	@$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
+	$(call install,test)
 	@touch $@
+
+# pip install of an extra, then pip's byte-compilation on every core (pip compiles on one:
+# 64 s against 48 s in all for .venv on 2 cores); like pip's, it skips files of newer
+# Python syntax (torch's py312 helpers)
+define install
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -e '.[$(1)]'
+	@$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
+endef
 
 test: $(STAMP)  ## run the test suite (creates .venv on first use)
 	$(BIN)/python -m pytest -q
+
+test-tfds: $(STAMP)  ## the tensorflow-datasets readers against the folder readers: installs the test-tfds extra (tensorflow-cpu, tensorflow-datasets) into .venv
+	$(call install,test-tfds)
+	$(BIN)/python -m pytest -q tests/lra/test_tfds.py
 
 test-fast: $(STAMP)  ## the suite without the tests marked slow, for the edit loop (under a minute)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -285,3 +285,34 @@ def test_the_command_line_dry_run_and_status(server, tmp_path, capsys, release):
     with pytest.raises(SystemExit):
         data_main(["--data-dir", str(tmp_path), "download", "all", "--sha256", "0" * 64])
     assert "name one archive" in capsys.readouterr().err
+
+
+def test_ctrl_c_keeps_the_part_file_and_the_same_command_resumes(
+    server, tmp_path, capsys, monkeypatch, release
+):
+    real_open = dl._open
+
+    def interrupted(url, start):  # Ctrl-C while the second block is being read
+        response = real_open(url, start)
+        read, blocks = response.read, []
+
+        def once(n):
+            blocks.append(n)
+            if len(blocks) > 1:
+                raise KeyboardInterrupt
+            return read(n)
+
+        response.read = once
+        return response
+
+    monkeypatch.setattr(dl, "CHUNK", 1000)
+    monkeypatch.setattr(dl, "_open", interrupted)
+    command = ["--data-dir", str(tmp_path), "download", "listops"]
+    assert data_main(command) == 130
+    assert "the part file stays, and the same command resumes" in capsys.readouterr().err
+    assert (tmp_path / ".downloads" / "lra_release.gz.part").stat().st_size == 1000
+    monkeypatch.setattr(dl, "_open", real_open)
+    assert data_main(command) == 0
+    assert server.requests[-1] == ("/lra_release.gz", "bytes=1000-")
+    assert (tmp_path / ".downloads" / "lra_release.gz").read_bytes() == release
+    assert "listops test: 10 examples" in capsys.readouterr().out

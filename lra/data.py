@@ -310,7 +310,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as exc:
             parser.error(str(exc))
         return 0
-    tasks = names() if args.task == "all" else [args.task]
+    return prepare(names() if args.task == "all" else [args.task], root)
+
+
+def prepare(tasks: list[str], root: Path) -> int:
+    """Read and cache every split of `tasks`, a line each; 1 if one could not be, else 0."""
     failed = 0
     for task in tasks:
         for split in SPLITS:

@@ -477,8 +477,7 @@ def download(
 
 def main(args, parser) -> int:
     """`python -m lra.data download`: args from lra.data's parser."""
-    from lra.data import load, resolve_data_dir
-    from lra.registry import BadData, MissingData
+    from lra.data import prepare, resolve_data_dir
 
     root = resolve_data_dir(args.data_dir)
     tasks = list(TASKS) if args.task == "all" else [args.task]
@@ -498,14 +497,4 @@ def main(args, parser) -> int:
     if args.dry_run:
         return 0
     print(f"fetched {sum(fetched.values()):,} bytes")
-    failed = 0
-    for task in tasks:  # prepare: every split read and cached, as `prepare` does
-        for split in ("train", "val", "test"):
-            try:
-                d = load(task, split, root)
-            except (MissingData, BadData) as exc:
-                print(f"{task} {split}: {exc}", file=sys.stderr)
-                failed += 1
-                break
-            print(f"{task} {split}: {len(d)} examples, {d.skipped} skipped")
-    return 1 if failed else 0
+    return prepare(tasks, root)  # every split read and cached, as `prepare` does

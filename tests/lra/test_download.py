@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
+import socket
 import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -316,3 +317,16 @@ def test_ctrl_c_keeps_the_part_file_and_the_same_command_resumes(
     assert server.requests[-1] == ("/lra_release.gz", "bytes=1000-")
     assert (tmp_path / ".downloads" / "lra_release.gz").read_bytes() == release
     assert "listops test: 10 examples" in capsys.readouterr().out
+
+
+def test_no_server_is_one_line_naming_the_url_and_how_to_download_by_hand(tmp_path, monkeypatch):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("LRA_CIFAR10_URL", f"http://127.0.0.1:{port}/cifar-10-python.tar.gz")
+    with pytest.raises(dl.DownloadError) as caught:
+        quiet(["image"], tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"http://127.0.0.1:{port}/cifar-10-python.tar.gz: cannot connect")
+    assert "\n" not in message and f"as {tmp_path / 'cifar-10-python.tar.gz'}" in message
+    assert not list(tmp_path.iterdir())

@@ -123,11 +123,11 @@ def read_manifest(data_dir: Path) -> dict:
 
 
 def _write_manifest(data_dir: Path, manifest: dict) -> None:
+    from lra.data import write_json  # atomic, as the caches' manifests
+
     path = _manifest_path(data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    tmp.replace(path)
+    write_json(path, manifest)
 
 
 def _digests(path: Path) -> tuple[str, str]:

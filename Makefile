@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SMOKE  := data/smoke
 MINI   := data/mini
 
-.PHONY: help test test-fast test-tfds lint format clean sweep data-status quickstart lra-all lra-smoke lra-mini lra-mini-ablation report bench-check bench-baseline gpu-check
+.PHONY: help test test-fast test-tfds lint format clean sweep data-status quickstart lra-all lra-smoke lra-mini lra-mini-ablation recall recall-capacity report bench-check bench-baseline gpu-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -80,6 +80,33 @@ lra-mini-ablation: $(MINI)/.generated  ## the mini profile's ListOps ablations (
 	    --curves results/lra_ablation_curves || status=$$?; \
 	  [ $$status -eq 143 ] && exit 143; \
 	done; done; $(MAKE) --no-print-directory report; exit $$status
+
+# associative recall (runners/lra/profiles/recall.toml says why these settings): the pairs
+# grid, seed by seed, so that a stopped make leaves whole seeds; made in memory, no data step
+RECALL_PAIRS := 8 16 32 64
+RECALL_RUN = $(BIN)/python -m runners.lra --profile recall --tasks recall --out results/recall \
+	--curves results/recall_curves
+
+recall: $(STAMP)  ## associative recall: every mechanism x pairs 8-64 x seeds 0,1,2 into results/recall, then the report (~1 h on 2 cores; resumable)
+	@status=0; for seed in 0 1 2; do for pairs in $(RECALL_PAIRS); do \
+	  $(RECALL_RUN) --methods all --seeds $$seed --set tasks.recall.data.pairs=$$pairs || status=$$?; \
+	  [ $$status -eq 143 ] && exit 143; \
+	done; done; $(MAKE) --no-print-directory report; exit $$status
+
+# mechanism:--set override: the options that set capacity (the defaults, lotformer r=32,
+# performer nb_features=256 and sinkformer iters=3, are make recall's runs)
+CAPACITY := lotformer:methods.lotformer.r=4 lotformer:methods.lotformer.r=8 \
+	lotformer:methods.lotformer.r=16 lotformer:methods.lotformer.r=64 \
+	performer:methods.performer.nb_features=16 performer:methods.performer.nb_features=64 \
+	performer:methods.performer.nb_features=1024 sinkformer:methods.sinkformer.iters=1 \
+	sinkformer:methods.sinkformer.iters=9
+
+recall-capacity: $(STAMP)  ## the capacity knobs (lotformer r, performer nb_features, sinkformer iters) x pairs x seeds 0,1,2 into results/recall, then the report (~3 h; resumable)
+	@status=0; for seed in 0 1 2; do for v in $(CAPACITY); do for pairs in $(RECALL_PAIRS); do \
+	  $(RECALL_RUN) --methods $${v%%:*} --seeds $$seed --set $${v#*:} \
+	    --set tasks.recall.data.pairs=$$pairs || status=$$?; \
+	  [ $$status -eq 143 ] && exit 143; \
+	done; done; done; $(MAKE) --no-print-directory report; exit $$status
 
 lra-all: $(STAMP)  ## every task with data x every mechanism x seeds 0,1,2 at the paper profile (GPU if any); resumable
 	$(BIN)/python -m lra.data status

@@ -6,7 +6,7 @@
 Importing the package registers every task (one module each).
 """
 
-from lra import image, listops, pathfinder, retrieval, text  # noqa: F401 (registration)
-from lra.registry import SPLITS, BadData, MissingData, TaskInfo, info, names
+from lra import image, listops, pathfinder, recall, retrieval, text  # noqa: F401 (registration)
+from lra.registry import SPLITS, BadData, MissingData, TaskInfo, info, names, suite, task
 
-__all__ = ["SPLITS", "BadData", "MissingData", "TaskInfo", "info", "names"]
+__all__ = ["SPLITS", "BadData", "MissingData", "TaskInfo", "info", "names", "suite", "task"]

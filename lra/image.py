@@ -40,6 +40,7 @@ RGB_WEIGHTS = np.array([0.2989, 0.5870, 0.1140], dtype=np.float32)
 
 TASK = TaskInfo(
     "image",
+    order=4,
     length=1024,
     classes=10,
     vocab_size=256,

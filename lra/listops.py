@@ -46,6 +46,7 @@ COUNTS = {"train": 96000, "val": 2000, "test": 2000}
 
 TASK = TaskInfo(
     "listops",
+    order=1,
     length=2048,
     classes=10,
     vocab_size=len(VOCAB),

@@ -1,19 +1,23 @@
-"""The LRA models: one pre-LayerNorm encoder with attention from the zoo, two heads.
+"""The LRA models: one pre-LayerNorm encoder with attention from the zoo, three heads.
 
     from lra.models import ModelConfig, build_model
     model = build_model(lra.info("listops"), ModelConfig(), "lotformer", {"r": 4})
     logits = model(tokens)                  # tokens (B, N) ints -> (B, classes)
     logits = pair_model(tokens, tokens2)    # retrieval: two towers, shared weights
+    logits = token_model(tokens)            # recall: (B, N) -> (B, N, classes), a label per token
 
 The setting of the published PyTorch LRA harness (Nystromformer / Skyformer, used by the
 LOTFormer reference code): learned token and position embeddings, `layers` blocks of
 x + Dropout(Attn(LN(x))), x + Dropout(FFN(LN(x))), a final LayerNorm, mean pooling over
 real tokens (or the [CLS] token), and an MLP classifier. Retrieval encodes both documents
-with the same encoder and classifies [u, v, u*v, u-v], as LRA does.
+with the same encoder and classifies [u, v, u*v, u-v], as LRA does. A task with a label per
+token (`TaskInfo.outputs == "tokens"`) gets the same MLP on every token's final state. The
+head is the task's: `HEADS[(outputs, pair)]`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -75,8 +79,32 @@ class Block(nn.Module):
         return x + self.drop(self.ffn(self.norm2(x)))
 
 
+class FactoredEmbedding(nn.Module):
+    """Ids read as mixed-radix digits, one table per digit, summed: (B, N) -> (B, N, width).
+    Ids from prod(factors) on (the [CLS] tokens) have a table of their own."""
+
+    def __init__(self, factors: tuple[int, ...], width: int, extra: int = 0) -> None:
+        super().__init__()
+        self.factors = factors
+        self.digits = nn.ModuleList(nn.Embedding(f, width) for f in factors)
+        self.extra = nn.Embedding(extra, width) if extra else None
+        self.size = math.prod(factors)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        rest, out = ids.clamp_max(self.size - 1), 0
+        for factor, table in zip(reversed(self.factors), reversed(self.digits), strict=True):
+            rest, digit = rest.div(factor, rounding_mode="floor"), rest % factor
+            out = out + table(digit)
+        if self.extra is not None:
+            beyond = ids >= self.size
+            extra = self.extra((ids - self.size).clamp(0, self.extra.num_embeddings - 1))
+            out = torch.where(beyond[..., None], extra, out)
+        return out
+
+
 class Encoder(nn.Module):
-    """Token ids (B, N) -> one pooled vector per sequence (B, width)."""
+    """Token ids (B, N) -> one pooled vector per sequence (B, width); `states` gives every
+    token's final state (B, N, width)."""
 
     def __init__(
         self, task: TaskInfo, length: int, cfg: ModelConfig, method: str, options: dict
@@ -89,14 +117,24 @@ class Encoder(nn.Module):
         # the mechanism's own [CLS] split decides how many; pooling=cls alone asks for one
         self.cls = options.get("cls_tokens", 0) or (1 if cfg.pooling == "cls" else 0)
         self.padding_id = task.padding_id  # None: every id is real (pixels), no mask
-        self.tokens = nn.Embedding(task.vocab_size + (1 if self.cls else 0), cfg.width)
-        self.positions = nn.Parameter(torch.randn(length + self.cls, cfg.width) * 0.02)
+        extra = 1 if self.cls else 0
+        if task.factors is None:
+            self.tokens = nn.Embedding(task.vocab_size + extra, cfg.width)
+        else:
+            self.tokens = FactoredEmbedding(task.factors, cfg.width, extra)
+        self.positions = (
+            nn.Parameter(torch.randn(length + self.cls, cfg.width) * 0.02)
+            if task.positions
+            else None
+        )
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg, method, options) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(cfg.width)
         self.cls_id = task.vocab_size
 
-    def forward(self, ids: Tensor) -> Tensor:
+    def states(self, ids: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Every token's final state (B, cls + N, width), [CLS] tokens first, and the mask of
+        real tokens (None: all real)."""
         ids = ids.long()
         mask = None if self.padding_id is None else ids != self.padding_id  # (B, N)
         if self.cls:
@@ -105,10 +143,16 @@ class Encoder(nn.Module):
                 mask = torch.cat([mask.new_ones(len(ids), self.cls), mask], 1)
         if mask is not None and bool(mask.all()):
             mask = None  # no padding in this batch: the mechanisms' unmasked path
-        x = self.drop(self.tokens(ids) + self.positions[: ids.shape[1]])  # (B, N, width)
+        x = self.tokens(ids)  # (B, N, width)
+        if self.positions is not None:
+            x = x + self.positions[: ids.shape[1]]
+        x = self.drop(x)
         for block in self.blocks:
             x = block(x, mask)
-        x = self.norm(x)
+        return self.norm(x), mask
+
+    def forward(self, ids: Tensor) -> Tensor:
+        x, mask = self.states(ids)
         if self.cls:
             return x[:, 0]
         if mask is None:
@@ -148,9 +192,30 @@ class PairClassifier(nn.Module):
         return self.head(torch.cat([u, v, u * v, u - v], -1))
 
 
+class TokenClassifier(nn.Module):
+    """A label per token: encoder + MLP head on every token's state -> (B, N, classes)."""
+
+    def __init__(self, task: TaskInfo, length: int, cfg: ModelConfig, method: str, options: dict):
+        super().__init__()
+        self.encoder = Encoder(task, length, cfg, method, options)
+        self.head = _mlp(cfg.width, cfg.ffn, task.classes)
+
+    def forward(self, ids: Tensor, ids2: Tensor | None = None) -> Tensor:
+        x, _ = self.encoder.states(ids)
+        return self.head(x[:, self.encoder.cls :])  # (B, N, classes): [CLS] tokens dropped
+
+
+# the head of each kind of task: (TaskInfo.outputs, TaskInfo.pair) -> model
+HEADS: dict[tuple[str, bool], type[nn.Module]] = {
+    ("sequence", False): Classifier,
+    ("sequence", True): PairClassifier,
+    ("tokens", False): TokenClassifier,
+}
+
+
 def build_model(
     task: TaskInfo, cfg: ModelConfig, method: str, options: dict, length: int | None = None
 ) -> nn.Module:
-    """The classifier of `task` with attention `method`; `length` defaults to the task's."""
-    cls = PairClassifier if task.pair else Classifier
+    """The model of `task` with attention `method`; `length` defaults to the task's."""
+    cls = HEADS[(task.outputs, task.pair)]
     return cls(task, length or task.length, cfg, method, dict(options))

@@ -31,9 +31,10 @@ DIFFICULTY = "curv_contour_length_14"  # the level LRA benchmarks
 SPLIT_FRACTIONS = {"train": (0.0, 0.8), "val": (0.8, 0.9), "test": (0.9, 1.0)}
 
 
-def task_info(name: str, size: int) -> TaskInfo:
+def task_info(name: str, size: int, order: int) -> TaskInfo:
     return TaskInfo(
         name,
+        order=order,
         length=size * size,
         classes=2,
         vocab_size=256,
@@ -108,11 +109,11 @@ class PathfinderReader(Reader):
         return Examples(np.stack(images), np.asarray(labels, np.int64), sources=sources)
 
 
-@register(task_info("pathfinder", 32))
+@register(task_info("pathfinder", 32, 5))
 class Pathfinder32(PathfinderReader):
     size = 32
 
 
-@register(task_info("pathx", 128))
+@register(task_info("pathx", 128, 6))
 class PathX(PathfinderReader):
     size = 128

@@ -1,13 +1,20 @@
-"""The LRA task registry: one decorated reader per task, looked up by name.
+"""The task registry: one decorated class per task, looked up by name.
 
-    @register(TaskInfo("listops", length=2048, classes=10, vocab_size=16, ...))
+    @register(TaskInfo("listops", length=2048, classes=10, vocab_size=16, order=0, ...))
     class ListOpsReader(Reader):
         def locate(self, data_dir): ...            # the source on disk, or MissingData
         def read(self, split, data_dir, log): ...  # -> Examples (numpy arrays)
 
-A reader turns the sources a user has on disk into `Examples` for one split, or raises
-`MissingData` saying how to obtain them. Caching, checksums and tensors are `lra.data`'s
-business, so adding a task is one file plus its registration.
+    task = lra.registry.task("listops")
+    loss = task.loss(logits, labels)               # summed over the batch's examples
+    hits, count = task.score(logits, labels)       # accuracy = hits / count, any shape
+
+A task is one object: what it is (`TaskInfo`: length, classes, vocabulary, its outputs, its
+place in tables), how its data is obtained (a reader of the sources on disk, or data made
+from parameters, as recall's), and what training and evaluation ask of it (its loss, its
+score, its majority baseline). Caching, checksums and tensors are `lra.data`'s business,
+the model's head is `lra.models`' (chosen by `TaskInfo.outputs` and `pair`), so adding a
+task is one file plus its registration.
 """
 
 from __future__ import annotations
@@ -18,11 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch.nn import functional as F
 
 from attention_zoo.plugins import Catalogue
 
 SPLITS = ("train", "val", "test")
 MAX_BAD_FRACTION = 0.01  # loading fails when more than this fraction of rows is malformed
+OUTPUTS = ("sequence", "tokens")  # one label per input | one label per token (IGNORE: unscored)
+IGNORE = -1  # the label of a token that is not scored (tokens outputs)
 
 
 class MissingData(FileNotFoundError):
@@ -45,6 +56,21 @@ class TaskInfo:
     pair: bool  # two inputs per example (retrieval)
     obtain: str  # how to get the sources: URL, tfds name or generate command
     params: dict = field(default_factory=dict)  # preprocessing parameters (cache manifest)
+    outputs: str = "sequence"  # one of OUTPUTS: what the model predicts
+    order: int | None = None  # place in tables; None: after the tasks that have one, by name
+    suite: str = "lra"  # `--tasks all` means the tasks of suite "lra" (recall is "diagnostic")
+    positions: bool = True  # learned position embeddings (a task over a set has none)
+    # ids read as mixed-radix digits (most significant first), one embedding table each,
+    # summed: recall's token is (key, value-or-role); None: one table of vocab_size
+    factors: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.outputs not in OUTPUTS:
+            raise ValueError(f"{self.name}: outputs must be one of {OUTPUTS}, got {self.outputs!r}")
+        if self.pair and self.outputs != "sequence":
+            raise ValueError(f"{self.name}: a pair task predicts one label per pair")
+        if self.factors is not None and int(np.prod(self.factors)) != self.vocab_size:
+            raise ValueError(f"{self.name}: factors {self.factors} must multiply to vocab_size")
 
 
 @dataclass
@@ -82,9 +108,14 @@ class RowLog:
 
 
 class Reader:
-    """Reads one task's sources; subclasses are registered with `register`."""
+    """One task: reads its sources, and scores a model's outputs on it; subclasses are
+    registered with `register`. The scoring follows `task.outputs`; a task overrides what
+    differs (recall's baseline is chance, 1 / values)."""
 
     task: TaskInfo
+    # False: the data is read from disk (a profile's [data] names the generator parameters
+    # it must have been made with); True: `make(params)` makes the splits in memory
+    made_from_params = False
 
     def locate(self, data_dir: Path) -> Path:
         """The source that will be read (folder, archive or file); MissingData if none."""
@@ -93,6 +124,50 @@ class Reader:
     def read(self, split: str, data_dir: Path, log: RowLog) -> Examples:
         """The examples of `split`; malformed rows go to `log`."""
         raise NotImplementedError
+
+    def check_data(self, given: dict) -> dict:
+        """A profile's [data] parameters for this task, checked (ValueError naming one) and
+        completed with defaults; a task read from disk takes them as given (they are checked
+        against the record its generator left, runners.lra.runs.check_generated)."""
+        return dict(given)
+
+    def make(self, params: dict) -> dict:
+        """{split: lra.data.TaskData} made from `params` (tasks with made_from_params)."""
+        raise NotImplementedError(f"{self.task.name} is read from disk, not made")
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy summed over the batch's examples (a token task: each example's mean
+        over its scored tokens), so that / len(labels) is the batch mean whatever the shape.
+        logits (B, C) and labels (B,), or (B, N, C) and (B, N) with IGNORE where unscored."""
+        if self.task.outputs == "sequence":
+            return F.cross_entropy(logits.float(), labels, reduction="sum")
+        scored = labels != IGNORE  # (B, N)
+        per_token = F.cross_entropy(
+            logits.float().flatten(0, 1), labels.clamp_min(0).flatten(), reduction="none"
+        ).view_as(labels)  # (B, N)
+        per_example = (per_token * scored).sum(1) / scored.sum(1).clamp_min(1)
+        return per_example.sum()
+
+    def score(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
+        """(answers right, answers scored) of a batch: accuracy is their ratio summed over
+        batches, whatever the outputs' shape."""
+        hits = logits.argmax(-1) == labels
+        if self.task.outputs == "sequence":
+            return int(hits.sum()), len(labels)
+        scored = labels != IGNORE
+        return int((hits & scored).sum()), int(scored.sum())
+
+    def majority_accuracy(self, data) -> float:
+        """Accuracy on split `data` (lra.data.TaskData) of always answering its commonest
+        label (of the scored tokens, for a token task)."""
+        labels = data.labels
+        scored = labels[labels != IGNORE] if self.task.outputs == "tokens" else labels
+        return float(np.bincount(scored.numpy().astype(np.int64)).max() / len(scored))
+
+    def example_labels(self, batch: int, length: int, generator=None) -> torch.Tensor:
+        """Random labels of the outputs' shape: (batch,) or (batch, length); for timing."""
+        shape = (batch,) if self.task.outputs == "sequence" else (batch, length)
+        return torch.randint(0, self.task.classes, shape, generator=generator)
 
 
 # the built-in tasks, then the entry points of `lra.tasks` and `--import`s
@@ -113,16 +188,30 @@ def register(task: TaskInfo) -> Callable[[type[Reader]], type[Reader]]:
     return decorate
 
 
+def display_key(name: str, order: int | float | None) -> tuple:
+    """Sort key of a task in lists and tables: its declared order, then those without one
+    (a plugin that declares none) by name."""
+    missing = order is None or (isinstance(order, float) and np.isnan(order))
+    return (1, 0, name) if missing else (0, order, name)
+
+
 def names() -> list[str]:
-    """Every registered task (installed plugins included), in the LRA paper's order."""
-    order = ["listops", "text", "retrieval", "image", "pathfinder", "pathx"]
-    return sorted(
-        CATALOGUE.names(), key=lambda n: (order.index(n) if n in order else len(order), n)
-    )
+    """Every registered task (installed plugins included), in their declared order."""
+    return sorted(CATALOGUE.names(), key=lambda n: display_key(n, lookup(n)[0].order))
+
+
+def suite(name: str = "lra") -> list[str]:
+    """The registered tasks of one suite, in order: `--tasks all` runs suite "lra"."""
+    return [n for n in names() if lookup(n)[0].suite == name]
 
 
 def lookup(name: str) -> tuple[TaskInfo, Reader]:
     return CATALOGUE.get(name)[1]
+
+
+def task(name: str) -> Reader:
+    """The task object of `name` (ValueError listing the known tasks if there is none)."""
+    return lookup(name)[1]
 
 
 def source(name: str) -> str:

@@ -33,6 +33,7 @@ FILES = {
 
 TASK = TaskInfo(
     "retrieval",
+    order=3,
     length=4000,
     classes=2,
     vocab_size=257,

@@ -38,6 +38,7 @@ LABELS = {"neg": 0, "pos": 1}
 
 TASK = TaskInfo(
     "text",
+    order=2,
     length=4096,
     classes=2,
     vocab_size=257,

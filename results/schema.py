@@ -77,6 +77,8 @@ LRA = pa.schema(
         *PROVENANCE,
         ("finished_at", pa.string()),
         ("task", pa.string()),
+        ("task_order", pa.int64()),  # the task's place in tables (null: after the others)
+        ("data_params", pa.string()),  # JSON of the profile's [data] for the task ({}: none)
         ("method", pa.string()),
         ("method_options", pa.string()),  # JSON
         ("mechanism_source", pa.string()),  # as the sweep's
@@ -90,6 +92,8 @@ LRA = pa.schema(
         ("seq_len", pa.int64()),
         ("batch", pa.int64()),
         ("steps", pa.int64()),
+        ("planned_steps", pa.int64()),  # train.steps
+        ("stopped_early", pa.bool_()),  # validation reached train.stop_at before them
         ("best_step", pa.int64()),
         ("train_seconds", pa.float64()),
         ("tokens_per_s", pa.float64()),

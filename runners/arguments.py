@@ -16,11 +16,13 @@ from collections.abc import Sequence
 INTERRUPTED_EXIT = 128 + signal.SIGTERM
 
 
-def parse_names(text: str, known: list[str], what: str) -> list[str]:
-    """The names in comma list `text` (`all`: every one of `known`); ValueError naming the
-    unknown ones and what exists."""
+def parse_names(
+    text: str, known: list[str], what: str, every: list[str] | None = None
+) -> list[str]:
+    """The names in comma list `text` (`all`: every one of `every`, default `known`);
+    ValueError naming the unknown ones and what exists."""
     if text == "all":
-        return list(known)
+        return list(known if every is None else every)
     names = [x.strip() for x in text.split(",") if x.strip()]
     unknown = [n for n in names if n not in known]
     if unknown or not names:

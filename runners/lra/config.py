@@ -73,7 +73,11 @@ SPEC: dict[str, tuple[Callable[[object], bool], str]] = {
     "train.eval_examples": (_int(0), "an integer >= 0 (0 = the whole split)"),
     "train.amp": (_choice("bf16", "none"), "'bf16' or 'none'"),
     "train.length": (_int(0), "an integer >= 0 (0 = the task's length)"),
+    "train.stop_at": (_real(0.0, 1.0 + 1e-9), "a validation accuracy in [0, 1]; 0 = never"),
 }
+# keys a profile may leave out: absent, they are absent from the configuration too (the
+# code reads their default), so that adding one leaves every earlier run's hash as it was
+OPTIONAL = {"train.stop_at": 0}
 # [data] (usually per task): the generator parameters that the profile's data must have
 # been made with (`python -m lra.data generate`, which records them beside the files); a
 # run on other data is refused before training. A profile that sets none (paper, smoke)
@@ -185,7 +189,7 @@ def resolve(profile: dict, task: str, method: str, overrides: Sequence[str] = ()
                     f"{where} {item!r}: expected SECTION.KEY with SECTION one of "
                     f"{[*SECTIONS, 'data']}, methods.METHOD.OPTION or tasks.TASK.SECTION.KEY"
                 )
-    _check(cfg)
+    _check(cfg, task)
     options = _method_options(methods, method, cfg["model"])
     data = cfg.pop("data")
     return {
@@ -210,9 +214,15 @@ def _flatten(tree: dict, prefix: tuple = ()) -> list[tuple[str, list[str], objec
     return out
 
 
-def _check(cfg: dict) -> None:
+def _check(cfg: dict, task: str) -> None:
     spec = {**SPEC, **DATA_SPEC}
-    for section in (*SECTIONS, "data"):
+    made = lra.task(task)
+    if made.made_from_params:  # the task checks its own parameters, and fills in defaults
+        try:
+            cfg["data"] = made.check_data(cfg["data"])
+        except ValueError as exc:
+            raise ConfigError(f"tasks.{task}.{exc}") from None
+    for section in (*SECTIONS, *(() if made.made_from_params else ("data",))):
         for key, value in cfg[section].items():
             name = f"{section}.{key}"
             if name not in spec:
@@ -221,7 +231,7 @@ def _check(cfg: dict) -> None:
             check, expected = spec[name]
             if not check(value):
                 raise ConfigError(f"{name} = {value!r}: expected {expected}")
-    missing = [k for k in SPEC if k.split(".")[1] not in cfg[k.split(".")[0]]]
+    missing = [k for k in SPEC if k not in OPTIONAL and k.split(".")[1] not in cfg[k.split(".")[0]]]
     if missing:
         raise ConfigError(f"the profile does not set {missing}")
     if cfg["model"]["width"] % cfg["model"]["heads"]:

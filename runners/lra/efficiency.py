@@ -40,7 +40,7 @@ def measure_training_step(cfg: dict, length: int, batch: int, device, min_time_s
     task = lra.info("text")
     model, optimizer = build_training(cfg, task, length, 0, device)
     x = torch.randint(1, task.vocab_size, (batch, length), device=device)
-    y = torch.randint(0, task.classes, (batch,), device=device)
+    y = lra.task("text").example_labels(batch, length).to(device)
 
     def step() -> None:
         train_step(model, optimizer, cfg, device, x, None, y)

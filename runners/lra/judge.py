@@ -1,18 +1,16 @@
 """What a run's data and its end say, apart from training: the splits cropped to the
-profile's length, the majority-class baseline, whether a run collapsed, and the data's
-identity (the hash every LRA row carries).
+profile's length, whether a run collapsed, and the data's identity (the hash every LRA row
+carries). The majority baseline it compares with is the task's
+(`lra.task(name).majority_accuracy`).
 
     splits = {s: crop(load("listops", s, root), 256) for s in SPLITS}
-    why = collapse_reason(curve, majority_accuracy(splits["val"].labels), classes=10)
+    why = collapse_reason(curve, lra.task("listops").majority_accuracy(splits["val"]), 10)
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-
-import numpy as np
-import torch
 
 from lra.data import TaskData
 
@@ -34,20 +32,16 @@ def crop(data: TaskData, length: int) -> TaskData:
             f"train.length = {length} cuts real tokens from {sum(cut)} {data.split} inputs "
             f"(the longest has {longest}); set train.length >= {longest} or 0"
         )
+    labels = data.labels  # a label per token (B, N) is cut with its tokens
     return TaskData(
         data.inputs[:, :length].contiguous(),
-        data.labels,
+        labels[:, :length].contiguous() if labels.dim() == 2 else labels,
         None if data.inputs2 is None else data.inputs2[:, :length].contiguous(),
         data.info,
         data.split,
         data.skipped,
         data.data_hash,  # cropping removes padding only: the same data
     )
-
-
-def majority_accuracy(labels: torch.Tensor) -> float:
-    """Accuracy of always answering the most common class of `labels`."""
-    return float(np.bincount(labels.numpy()).max() / len(labels))
 
 
 # a run "collapsed" when it never learnt: its last validation accuracy is within this of

@@ -29,7 +29,7 @@ from lra.registry import SPLITS, BadData, MissingData
 from results import schema
 from runners.arguments import INTERRUPTED_EXIT, parse_names
 from runners.lra import config as lra_config
-from runners.lra.judge import collapse_reason, crop, data_identity, majority_accuracy
+from runners.lra.judge import collapse_reason, crop, data_identity
 from runners.lra.train import STOP_SIGNALS, Run, StopFlag, checkpoint_path, train
 from runners.provenance import provenance
 from runners.results import PartWriter, write_json_atomic
@@ -42,7 +42,7 @@ def plan(
 ) -> tuple[list[Run], dict]:
     """The runs of comma lists `tasks` x `methods` x `seeds` (`all`: every registered one) at
     `profile` with `overrides`, and the profile; ValueError/ConfigError on bad input."""
-    task_names = parse_names(tasks, lra.names(), "task")
+    task_names = parse_names(tasks, lra.names(), "task", every=lra.suite("lra"))
     method_names = parse_names(methods, zoo.names(), "method")
     try:
         seed_values = [int(s) for s in seeds.split(",")]
@@ -59,8 +59,12 @@ def plan(
 
 
 def load_task(task: str, data_dir: Path, length: int, expected: dict | None = None) -> dict:
-    """Every split of `task`, cropped to `length` (0 = as stored); BadData if the profile
-    `expected` data generated with other parameters (its [data] section)."""
+    """Every split of `task`, cropped to `length` (0 = as stored): made from the profile's
+    [data] parameters (`expected`) for a task made in memory, else read from `data_dir`,
+    BadData if it was generated with other parameters than `expected`."""
+    made = lra.task(task)
+    if made.made_from_params:
+        return {split: crop(data, length) for split, data in made.make(expected or {}).items()}
     check_generated(task, data_dir, expected or {})
     return {split: crop(load(task, split, data_dir), length) for split in SPLITS}
 
@@ -102,15 +106,18 @@ def result_rows(
     run: Run, outcome, splits: dict, env: dict, world_size: int = 1, overrides: Sequence = ()
 ) -> list[dict]:
     info = splits["train"].info
+    task = lra.task(run.task)
     why = None
     if outcome.status == "ok":
-        why = collapse_reason(outcome.curve, majority_accuracy(splits["val"].labels), info.classes)
+        why = collapse_reason(outcome.curve, task.majority_accuracy(splits["val"]), info.classes)
     base = {
         **env,
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "status": outcome.status,
         "error": outcome.error,
         "task": run.task,
+        "task_order": info.order,
+        "data_params": json.dumps(run.cfg.get("data", {}), sort_keys=True),
         "method": run.method,
         "method_options": json.dumps(run.cfg["method_options"], sort_keys=True),
         "mechanism_source": zoo.info(run.method).source,
@@ -120,6 +127,8 @@ def result_rows(
         "seq_len": splits["train"].inputs.shape[1],
         "batch": run.cfg["train"]["batch"],
         "steps": outcome.steps,
+        "planned_steps": run.cfg["train"]["steps"],
+        "stopped_early": outcome.stopped_early if outcome.status == "ok" else None,
         "best_step": outcome.best_step,
         "train_seconds": outcome.train_seconds,
         "tokens_per_s": outcome.tokens_per_s,
@@ -136,7 +145,7 @@ def result_rows(
             **base,
             "split": split,
             "accuracy": outcome.accuracy.get(split),
-            "majority_accuracy": majority_accuracy(splits[split].labels),
+            "majority_accuracy": task.majority_accuracy(splits[split]),
             "examples": len(splits[split]),
         }
         for split in ("val", "test")
@@ -262,7 +271,7 @@ class _Tasks:
         """`run`'s splits, or None (said once per task) when its data is not there."""
         if run.task in self.missing:
             return None
-        key = (run.task, run.cfg["train"]["length"])
+        key = (run.task, run.cfg["train"]["length"], json.dumps(run.cfg.get("data", {})))
         try:
             if key not in self.loaded:
                 self.loaded = {key: load_task(run.task, self.data_dir, key[1], run.cfg.get("data"))}

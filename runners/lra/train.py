@@ -31,13 +31,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 from tqdm import tqdm
 
 from attention_zoo.memory import cpu_allocation_peak
 from lra.data import TaskData
 from lra.models import ModelConfig, build_model
 from lra.registry import TaskInfo
+from lra.registry import task as lra_task
 from results import schema
 from runners.lra.distributed import SINGLE, Dist
 from runners.measure.meters import tensor_bytes
@@ -75,6 +75,7 @@ class Outcome:
     tokens_per_s: float | None = None
     peak_mem_bytes: int | None = None
     curve: list[dict] = field(default_factory=list)  # the learning curve's points
+    stopped_early: bool = False  # validation reached train.stop_at before train.steps
 
 
 class StopFlag:
@@ -119,26 +120,30 @@ def autocast_for(device: torch.device, amp: str):
 
 def _batch(data: TaskData, idx: torch.Tensor, device: torch.device):
     x2 = None if data.inputs2 is None else data.inputs2[idx].to(device)
-    return data.inputs[idx].to(device), x2, data.labels[idx].to(device)
+    return data.inputs[idx].to(device), x2, data.labels[idx].long().to(device)
 
 
 @torch.no_grad()
 def evaluate(
     model, data: TaskData, device, batch: int, amp: str, limit: int = 0, dist: Dist = SINGLE
 ) -> float:
-    """Accuracy of `model` on the first `limit` examples of `data` (0 = all); with several
-    ranks each evaluates its shard and the counts are summed."""
+    """Accuracy of `model` on the first `limit` examples of `data` (0 = all): the answers
+    right over the answers scored, as the task scores them (a label per example, or per
+    token); with several ranks each evaluates its shard and the counts are summed."""
     n = len(data) if limit == 0 else min(limit, len(data))
     mine = dist.shard(torch.arange(n))
+    task = lra_task(data.info.name)
     was_training = model.training
     model.eval()
-    correct = 0
+    hits = count = 0
     for start in range(0, len(mine), batch):
         x, x2, y = _batch(data, mine[start : start + batch], device)
         with autocast_for(device, amp):
-            correct += int((model(x, x2).argmax(-1) == y).sum())
+            right, scored = task.score(model(x, x2), y)
+        hits, count = hits + right, count + scored
     model.train(was_training)
-    return float(dist.sum(torch.tensor([correct], dtype=torch.float64))[0]) / n
+    hits, count = dist.sum(torch.tensor([hits, count], dtype=torch.float64)).tolist()
+    return hits / max(count, 1)
 
 
 def _save(path: Path, state: dict) -> None:
@@ -192,10 +197,11 @@ def train_step(
     model, optimizer, cfg: dict, device: torch.device, x, x2, y, scale: float | None = None
 ) -> torch.Tensor:
     """One optimizer step on a batch (autocast and gradient clipping as `cfg` says); returns
-    the batch's summed loss. The gradient is that of the summed loss x `scale` (default
-    1 / batch, the mean; runners.lra.distributed says why a shard uses world / global batch)."""
+    the batch's loss summed over examples, as the task computes it (`cfg["task"]`). The
+    gradient is that of the summed loss x `scale` (default 1 / batch, the mean;
+    runners.lra.distributed says why a shard uses world / global batch)."""
     with autocast_for(device, cfg["train"]["amp"]):
-        loss = F.cross_entropy(model(x, x2).float(), y, reduction="sum")
+        loss = lra_task(cfg["task"]).loss(model(x, x2), y)
     optimizer.zero_grad(set_to_none=True)
     (loss * (1 / len(y) if scale is None else scale)).backward()
     if cfg["optim"]["clip_norm"] > 0:
@@ -393,6 +399,7 @@ class _Training:
             tokens_per_s=s.step * self.tokens_per_step / seconds if seconds else None,
             peak_mem_bytes=peak,
             curve=list(self.curve.rows),
+            stopped_early=s.step < t["steps"],
         )
 
 
@@ -426,8 +433,9 @@ def train(
         dynamic_ncols=True,
         leave=False,
     )
+    stop_at = run.cfg["train"].get("stop_at", 0)  # 0: train every step
     try:
-        while state.step < steps:
+        while state.step < steps and not (stop_at and state.best_acc >= stop_at):
             step = state.step + 1
             measure = peak is None and device.type == "cpu"
             lr, loss, stopping, step_peak = training.step(step, measure, stop)

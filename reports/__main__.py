@@ -4,7 +4,11 @@
     python -m reports build --results results --out /tmp/report
 
 Writes what the results allow, each a pure function of the rows (the same rows give the
-same bytes):
+same bytes), the recall section first (it is the table that separates the mechanisms):
+- recall_accuracy_<setting>.{md,tex,csv}, recall_vs_softmax_<setting>, recall_capacity_<setting>,
+  recall_steps_<setting>: associative recall from results/recall (reports/recall.py), and
+  the figures recall_pairs_<setting>.{png,pdf} (accuracy vs pairs) and recall_speed_<setting>
+  (accuracy vs training steps/s at the largest number of pairs)
 - lra_accuracy_<profile>.{md,tex,csv}: test accuracy, mechanism x task, from results/lra, with
   the published rows apart (for other profiles than `paper` headed "not comparable")
 - lra_vs_softmax_<profile>.{md,tex,csv}: each mechanism's paired difference to softmax
@@ -32,7 +36,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from reports import figures, leaderboard, style, tables
+from reports import figures, leaderboard, recall, style, tables
 from reports.data import (
     EFFICIENCY_SETTING,
     SWEEP_SETTING,
@@ -57,6 +61,8 @@ def _write(path: Path, text: str) -> Path:
 def build(results: Path, out: Path) -> tuple[list[Path], list[str]]:
     """Every artefact the tables under `results` allow: (files written, what was left out)."""
     skipped: list[str] = []  # parts that are not readable parquet or lack a needed column
+    recall_rows = read_results(results / "recall", skipped)
+    recall_points = read_results(results / "recall_curves", skipped)
     lra = read_results(results / "lra", skipped)
     ablation = read_results(results / "lra_ablation", skipped)
     ablation_points = read_results(results / "lra_ablation_curves", skipped)
@@ -65,9 +71,9 @@ def build(results: Path, out: Path) -> tuple[list[Path], list[str]]:
     sweep = read_results(results / "sweep", skipped)
     for line in skipped:
         print(f"warning: {line}", file=sys.stderr)
-    if lra.empty and curves.empty and efficiency.empty and sweep.empty:
+    if lra.empty and curves.empty and efficiency.empty and sweep.empty and recall_rows.empty:
         raise FileNotFoundError(
-            f"no result rows under {results}/(lra, lra_curves, lra_efficiency, sweep): run "
+            f"no result rows under {results}/(recall, lra, lra_curves, lra_efficiency, sweep): run "
             "`make quickstart` (CPU smoke: training + sweep) or `make lra-all` first, or point "
             "--results at a results folder"
         )
@@ -76,6 +82,7 @@ def build(results: Path, out: Path) -> tuple[list[Path], list[str]]:
     left_out: list[str] = []
     shown_tables: list[tuple[str, tables.Table]] = []
     shown_figures: list[tuple[str, Path]] = []
+    beside: dict[str, list[tuple[str, Path]]] = {}  # figures shown under a table of theirs
 
     def emit_table(table: tables.Table, stem: str) -> None:
         written.extend(
@@ -83,10 +90,31 @@ def build(results: Path, out: Path) -> tuple[list[Path], list[str]]:
         )
         shown_tables.append((stem, table))
 
-    def emit_figure(fig: object, stem: str, caption: str) -> None:
+    def emit_figure(fig: object, stem: str, caption: str, under: str | None = None) -> None:
         paths = style.save(fig, out / stem)
         written.extend(paths)
-        shown_figures.append((caption, paths[0]))
+        (beside.setdefault(under, []) if under else shown_figures).append((caption, paths[0]))
+
+    runs = recall.recall_runs(recall_rows)
+    for name, part in recall.recall_settings(runs):
+        emit_table(recall.recall_accuracy(part), f"recall_accuracy_{name}")
+        emit_figure(
+            recall.accuracy_vs_pairs(part),
+            f"recall_pairs_{name}",
+            f"Recall: accuracy vs pairs: recall_pairs_{name}.pdf",
+            under=f"recall_accuracy_{name}",
+        )
+        emit_table(recall.recall_capacity(part), f"recall_capacity_{name}")
+        emit_table(recall.recall_vs_softmax(part), f"recall_vs_softmax_{name}")
+        emit_table(recall.recall_steps(part, recall_points), f"recall_steps_{name}")
+        emit_figure(
+            recall.accuracy_vs_speed(part),
+            f"recall_speed_{name}",
+            f"Recall: accuracy vs training speed: recall_speed_{name}.pdf",
+            under=f"recall_steps_{name}",
+        )
+    if runs.empty:
+        left_out.append("recall section: no rows in results/recall (`make recall` makes them)")
 
     accuracy = {}
     for profile in sorted(set(lra["profile"])) if len(lra) else []:
@@ -144,14 +172,18 @@ def build(results: Path, out: Path) -> tuple[list[Path], list[str]]:
             stem = f"bubble_{profile}_{name}"
             emit_figure(fig, stem, f"Speed, accuracy and memory: {stem}.pdf")
     summary = (
-        f"Built from {len(lra)} LRA rows, {len(curves)} curve points, {len(efficiency)} "
-        f"efficiency rows and {len(sweep)} sweep rows."
+        f"Built from {len(recall_rows)} recall rows, {len(lra)} LRA rows, {len(curves)} curve "
+        f"points, {len(efficiency)} efficiency rows and {len(sweep)} sweep rows."
     )
     page = leaderboard.page(
         shown_tables,
         [(caption, png.read_bytes()) for caption, png in shown_figures],
         summary,
-        [f"{what} (`make quickstart` or `make lra-all` makes them)" for what in left_out],
+        [
+            what if "make " in what else f"{what} (`make quickstart` or `make lra-all` makes them)"
+            for what in left_out
+        ],
+        {name: [(c, png.read_bytes()) for c, png in figs] for name, figs in beside.items()},
     )
     written.append(_write(out / "leaderboard.html", page))
     return written, left_out

@@ -19,10 +19,9 @@ from dataclasses import replace
 import pandas as pd
 
 from reports import data, stats
-from reports.data import variant_label
+from reports.data import task_order, variant_label
 from reports.render import Table, TableCell, add_note, describe
 
-TASK_ORDER = ["listops", "text", "retrieval", "image", "pathfinder", "pathx"]
 # heads the published rows in a table of another profile than `paper`
 NOT_COMPARABLE = "published LRA results below: not comparable: different data sizes and budgets"
 AVERAGED = ["listops", "text", "retrieval", "image", "pathfinder"]  # LRA's Avg leaves Path-X out
@@ -51,9 +50,13 @@ def lra_accuracy(
     Published rows that are not `comparable` (another profile's data and budgets) are
     headed so and shown only in our tasks' columns."""
     test = rows[(rows["split"] == "test") & (rows["profile"] == profile)] if len(rows) else rows
-    tasks = [t for t in TASK_ORDER if len(test) and t in set(test["task"])]
-    if reported is not None and comparable:
-        tasks = [t for t in TASK_ORDER if t in tasks or t in set(reported["task"])]
+    tasks = task_order(test)
+    if reported is not None and comparable:  # the published tasks in the file's (LRA's) order
+        published = list(dict.fromkeys(reported["task"]))
+        extra = [t for t in published if t not in tasks]
+        tasks = sorted(
+            [*tasks, *extra], key=lambda t: published.index(t) if t in published else len(published)
+        )
     columns = [*tasks, "avg"]
     table = Table(
         f"LRA test accuracy (%), profile {profile!r}",
@@ -145,7 +148,7 @@ def lra_vs_softmax(rows: pd.DataFrame, profile: str) -> Table:
     the seeds both ran, with its 95% Student t interval. The runs are those the accuracy
     table shows (latest configuration and data, finished)."""
     test = rows[(rows["split"] == "test") & (rows["profile"] == profile)]
-    tasks = [t for t in TASK_ORDER if t in set(test["task"])]
+    tasks = task_order(test)
     table = Table(
         f"Difference to softmax in test accuracy (points), profile {profile!r}, paired by seed",
         tasks,
@@ -247,7 +250,7 @@ def lra_ablation(ablation: pd.DataFrame, rows: pd.DataFrame, profile: str) -> Ta
     shown, for scale."""
     ablation = ablation[(ablation["split"] == "test") & (ablation["profile"] == profile)]
     base = rows[(rows["split"] == "test") & (rows["profile"] == profile)] if len(rows) else rows
-    tasks = [t for t in TASK_ORDER if t in set(ablation["task"])]
+    tasks = task_order(ablation)
     columns = [c for t in tasks for c in (t, f"{t} vs base")]
     table = Table(
         f"LRA ablations, profile {profile!r}: test accuracy (%) and the paired difference to "

@@ -51,6 +51,20 @@ NEEDED = {
 }
 NEEDED["lra_ablation"] = [*NEEDED["lra"], "overrides"]
 NEEDED["lra_ablation_curves"] = NEEDED["lra_curves"]
+NEEDED["recall"] = [*NEEDED["lra"], "data_params", "overrides", "steps", "train_seconds"]
+NEEDED["recall_curves"] = NEEDED["lra_curves"]
+
+
+def task_order(rows: pd.DataFrame) -> list[str]:
+    """The tasks of `rows` in their declared order (the `task_order` the runner wrote from
+    the task); a task without one (a plugin that declares none, or rows from before the
+    column) after them, by name. Nothing is dropped."""
+    if rows.empty:
+        return []
+    declared = rows.groupby("task")["task_order"].max() if "task_order" in rows else {}
+    tasks = sorted(set(rows["task"]))
+    missing = [t for t in tasks if pd.isna(declared.get(t, None))]
+    return sorted((t for t in tasks if t not in missing), key=lambda t: (declared[t], t)) + missing
 
 
 def read_results(folder: Path, problems: list[str] | None = None) -> pd.DataFrame:

@@ -139,13 +139,14 @@ def page(
     figures: list[tuple[str, bytes]],
     summary: str,
     missing: list[str] = (),
+    beside: dict[str, list[tuple[str, bytes]]] | None = None,
 ) -> str:
     """The whole page: summary, every (name, table) sortable, every figure inlined as PNG,
-    and what could not be built (`missing`) with the reason.
+    and what could not be built (`missing`) with the reason. `beside[name]`: figures shown
+    under table `name` (a section's own figures) instead of with the others at the end.
 
     A table's element id is `t-<name>` (its section: `t-<name>-section`)."""
     ids = [f"t-{slug(name)}" for name, _ in named_tables]
-    tables_ = [table for _, table in named_tables]
     nav = "".join(
         f'<a href="#{i}-section">{html.escape(name)}</a>'
         for i, (name, _) in zip(ids, named_tables, strict=True)
@@ -159,17 +160,21 @@ def page(
     if missing:
         items = "".join(f"<li>{html.escape(m)}</li>" for m in missing)
         body.append(f'<p>Not on this page yet:</p><ul class="missing">{items}</ul>')
-    for table, table_id in zip(tables_, ids, strict=True):
-        body.append(f'<section id="{table_id}-section"><h2>{html.escape(table.title)}</h2>')
-        body.append(table_html(table, table_id))
-        body.append("</section>")
-    body.append('<section id="figures"><h2>Figures</h2>')
-    for caption, png in figures:
+
+    def figure(caption: str, png: bytes) -> str:
         data = base64.b64encode(png).decode("ascii")
-        body.append(
+        return (
             f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>"
         )
+
+    for (name, table), table_id in zip(named_tables, ids, strict=True):
+        body.append(f'<section id="{table_id}-section"><h2>{html.escape(table.title)}</h2>')
+        body.append(table_html(table, table_id))
+        body += [figure(caption, png) for caption, png in (beside or {}).get(name, [])]
+        body.append("</section>")
+    body.append('<section id="figures"><h2>Figures</h2>')
+    body += [figure(caption, png) for caption, png in figures]
     if not figures:
         body.append("<p>No figures: the results hold no sweep, curve or efficiency rows.</p>")
     body.append("</section>")

@@ -110,11 +110,12 @@ def mark_best(table: Table) -> None:
 
 
 def format_cell(cell: TableCell) -> str:
-    """A cell as text: '-', '36.37', '34.00 ± 4.00 (3) [24.1, 43.9]', '2.90 (12.3×)';
-    with '1/3 collapsed (without them 36.00)' and '(tie)' where they apply."""
-    if cell.mean is None:
-        text = "-"
-    elif cell.n == 0:  # reported number, or an average
+    """A cell as text: '-' (or its `extra` alone, a verdict in words), '36.37',
+    '34.00 ± 4.00 (3) [24.1, 43.9]', '2.90 (12.3×)'; with '1/3 collapsed (without them
+    36.00)' and '(tie)' where they apply."""
+    if cell.mean is None:  # nothing measured, or a verdict in words ('>= 64', '3/3 never')
+        return cell.extra or "-"
+    if cell.n == 0:  # reported number, or an average
         text = f"{cell.mean:.2f}"
     else:
         spread = f" ± {cell.std:.2f}" if cell.std is not None else ""

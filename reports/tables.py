@@ -11,7 +11,6 @@ reports/render.py: the Table and TableCell they build and its three renderings.
 
 from reports.accuracy import (
     AVERAGED,
-    TASK_ORDER,
     latest_config,
     lra_ablation,
     lra_accuracy,
@@ -24,7 +23,6 @@ from reports.speed import lra_efficiency, published_efficiency, sweep_throughput
 
 __all__ = [
     "AVERAGED",
-    "TASK_ORDER",
     "Table",
     "TableCell",
     "format_cell",

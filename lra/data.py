@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import lra  # noqa: F401 (registers the tasks)
+import lra
 from lra.registry import SPLITS, BadData, MissingData, RowLog, TaskInfo, check_split, lookup, names
 
 CACHE_VERSION = 1
@@ -216,7 +216,7 @@ def status(root: Path) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from lra import download, generators, listops
+    from lra import download, generators
 
     parser = argparse.ArgumentParser(
         prog="python -m lra.data",
@@ -260,33 +260,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--dry-run", action="store_true", help="list what would be fetched, with sizes"
     )
     gen = sub.add_parser(
-        "generate", parents=[common], help="generate a synthetic task in the release layout"
+        "generate",
+        help="generate a synthetic task in the release layout (offline, seeded)",
+        description="Generate a task's sources offline in the release's layout, and record "
+        "the parameters beside them (generated.json). `generate TASK --help` lists TASK's.",
     )
-    gen.add_argument("task", choices=list(generators.GENERATORS))
-    gen.add_argument(
-        "--count",
-        type=int,
-        help="examples in all (default: the release's: listops 100000, pathfinder 200000 "
-        "per level)",
-    )
-    gen.add_argument("--seed", type=int, default=0, help="seed of every random choice")
-    gen.add_argument(
-        "--level",
-        choices=generators.LEVEL_CHOICES,
-        default=generators.DEFAULT_LEVEL,
-        help="pathfinder/pathx difficulty (default: the one LRA benchmarks); all = every one",
-    )
-    gen.add_argument(
-        "--max-length",
-        type=int,
-        help="listops: tokens per sequence below this (default 2000, as LRA; e.g. 256 for a "
-        "small CPU task)",
-    )
-    gen.add_argument(
-        "--min-length",
-        type=int,
-        help="listops: tokens per sequence above this (default 500, or a quarter of --max-length)",
-    )
+    per_task = gen.add_subparsers(dest="task", required=True, metavar="TASK")
+    for name in generators.names():
+        params = lra.task(name).data_params
+        one = per_task.add_parser(name, parents=[common], help=f"{name}: " + ", ".join(
+            p.flag for p in params))  # fmt: skip
+        for p in params:
+            default = f" (default {p.default})" if p.default is not None else ""
+            one.add_argument(
+                p.flag,
+                dest=p.name,
+                type=p.kind,
+                choices=p.choices or None,
+                default=None,
+                help=p.help + ("" if "default" in p.help else default),
+            )
     args = parser.parse_args(argv)
     root = resolve_data_dir(args.data_dir)
     if args.command == "status":
@@ -296,19 +289,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "download":
         return download.main(args, parser)
     if args.command == "generate":
-        if args.count is not None and args.count < 3:
-            parser.error("--count must be at least 3 (one example per split)")
-        lengths = None
-        if args.min_length is not None or args.max_length is not None:
-            hi = args.max_length or listops.MAX_LENGTH
-            lo = (
-                args.min_length if args.min_length is not None else min(listops.MIN_LENGTH, hi // 4)
-            )
-            lengths = (lo, hi)
+        given = {p.name: getattr(args, p.name) for p in lra.task(args.task).data_params}
         try:
-            generators.GENERATORS[args.task](root, args.count, args.seed, args.level, lengths)
-        except ValueError as exc:
-            parser.error(str(exc))
+            generators.generate(args.task, root, given)
+        except ValueError as exc:  # data.count = 2: must be ... -> --count 2: must be ...
+            name, _, why = str(exc).removeprefix("data.").partition(" ")
+            flag = lra.registry.Param(name, None, "").flag if why.startswith("=") else None
+            parser.error(f"{flag} {why.removeprefix('= ')}" if flag else str(exc))
         return 0
     return prepare(names() if args.task == "all" else [args.task], root)
 

@@ -25,6 +25,7 @@ import numpy as np
 from lra.registry import (
     BadData,
     Examples,
+    Param,
     Reader,
     RowLog,
     TaskInfo,
@@ -144,8 +145,36 @@ def read_tsv(path: Path, log: RowLog) -> tuple[list, list]:
 
 @register(TASK)
 class ListOpsReader(Reader):
+    data_params = (
+        Param("count", None, "examples in all, split 96/2/2 as the release (default: the "
+              "release's 100,000)", lowest=3),
+        Param("seed", 0, "seed of every random choice", lowest=0),
+        Param("max_length", None, "tokens per sequence below this (default 2000, as LRA; e.g. "
+              "256 for a small CPU task)", lowest=2),
+        Param("min_length", None, "tokens per sequence above this (default 500, or a quarter "
+              "of max_length)", lowest=0),
+    )  # fmt: skip
+
     def locate(self, data_dir: Path) -> Path:
         return locate_split_files(data_dir, FOLDER, FILES, TASK)
+
+    def data_folder(self, root: Path, params: dict) -> Path:
+        return root / FOLDER
+
+    def generate(self, root: Path, params: dict) -> list[tuple[Path, dict]]:
+        count, seed = params.get("count"), params.get("seed", 0)
+        counts = None
+        if count is not None:  # the release's proportions, 96 / 2 / 2
+            val = test = max(1, round(count * 0.02))
+            counts = {"train": count - val - test, "val": val, "test": test}
+        hi = params.get("max_length") or MAX_LENGTH
+        lo = params.get("min_length")
+        lo = lo if lo is not None else min(MIN_LENGTH, hi // 4)
+        for path in generate(root, counts, seed, (lo, hi)):
+            print(f"wrote {path}")
+        total = sum((counts or COUNTS).values())
+        used = {"count": total, "seed": seed, "min_length": lo, "max_length": hi}
+        return [(self.data_folder(root, params), used)]
 
     def read(self, split: str, data_dir: Path, log: RowLog) -> Examples:
         path = self.locate(data_dir) / FILES[split]

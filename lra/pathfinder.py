@@ -16,10 +16,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from lra import pathfinder_gen
 from lra.registry import (
     BadData,
     Examples,
     MissingData,
+    Param,
     Reader,
     RowLog,
     TaskInfo,
@@ -28,6 +30,7 @@ from lra.registry import (
 )
 
 DIFFICULTY = "curv_contour_length_14"  # the level LRA benchmarks
+COUNT = 200_000  # images per level, as in the release
 SPLIT_FRACTIONS = {"train": (0.0, 0.8), "val": (0.8, 0.9), "test": (0.9, 1.0)}
 
 
@@ -82,6 +85,24 @@ def read_image(path: Path, size: int) -> np.ndarray | None:
 
 class PathfinderReader(Reader):
     size: int
+    data_params = (
+        Param("count", None, f"images per level (default the release's {COUNT:,})", lowest=3),
+        Param("seed", 0, "seed of every random choice", lowest=0),
+        Param("level", DIFFICULTY, "the difficulty (default the one LRA benchmarks); all = "
+              "every one", kind=str, choices=(*pathfinder_gen.LEVELS, "all")),
+    )  # fmt: skip
+
+    def data_folder(self, root: Path, params: dict) -> Path:
+        return root / f"pathfinder{self.size}" / (params.get("level") or DIFFICULTY)
+
+    def generate(self, root: Path, params: dict) -> list[tuple[Path, dict]]:
+        level = params.get("level") or DIFFICULTY
+        levels = list(pathfinder_gen.LEVELS) if level == "all" else [level]
+        count, seed = params.get("count") or COUNT, params.get("seed", 0)
+        roots = pathfinder_gen.generate(root, self.size, levels, count, seed)
+        return [
+            (path, {"count": count, "seed": seed, "level": name}) for name, path in roots.items()
+        ]
 
     def locate(self, data_dir: Path) -> Path:
         root = data_dir / f"pathfinder{self.size}" / DIFFICULTY

@@ -33,35 +33,35 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lra.registry import Examples, Reader, RowLog, TaskInfo, register
+from lra.registry import Examples, Param, Reader, RowLog, TaskInfo, register
 
 VERSION = 1  # of the generator: a change to what a parameter set makes bumps it
 SPLIT_STREAMS = {"train": 0, "val": 1, "test": 2}  # each split's own random stream
 MAX_ID = 2**31 - 1  # ids are stored as int32 (int16 when they fit)
-# parameter -> (default, lowest allowed, what it is)
-PARAMS = {
-    "pairs": (32, 1, "key-value pairs in each example (one query each)"),
-    "keys": (128, 1, "the key vocabulary"),
-    "values": (128, 2, "the value vocabulary (chance is 1 / values)"),
-    "distractors": (0, 0, "blank tokens between the context and the queries, to stretch N"),
-    "seed": (0, 0, "seed of every split"),
-    "train": (65536, 1, "training examples"),
-    "val": (256, 1, "validation examples"),
-    "test": (256, 1, "test examples"),
-}
+PARAMS = (
+    Param("pairs", 32, "key-value pairs in each example (one query each)", lowest=1),
+    Param("keys", 128, "the key vocabulary", lowest=1),
+    Param("values", 128, "the value vocabulary (chance is 1 / values)", lowest=2),
+    Param("distractors", 0, "blank tokens between context and queries, to stretch N", lowest=0),
+    Param("seed", 0, "seed of every split", lowest=0),
+    Param("train", 65536, "training examples", lowest=1),
+    Param("val", 256, "validation examples", lowest=1),
+    Param("test", 256, "test examples", lowest=1),
+)
+DEFAULTS = {p.name: p.default for p in PARAMS}
 
 TASK = TaskInfo(
     "recall",
     order=0,  # before the LRA tasks: it is the table that separates the mechanisms
     suite="diagnostic",
-    length=2 * PARAMS["pairs"][0],
-    classes=PARAMS["values"][0],
-    vocab_size=(PARAMS["keys"][0] + 1) * (PARAMS["values"][0] + 2),
+    length=2 * DEFAULTS["pairs"],
+    classes=DEFAULTS["values"],
+    vocab_size=(DEFAULTS["keys"] + 1) * (DEFAULTS["values"] + 2),
     padding_id=None,
     pair=False,
     outputs="tokens",
     positions=False,
-    factors=(PARAMS["keys"][0] + 1, PARAMS["values"][0] + 2),
+    factors=(DEFAULTS["keys"] + 1, DEFAULTS["values"] + 2),
     obtain="nothing to obtain: made from its data parameters (tasks.recall.data.*) at load",
     params={"version": VERSION, "layout": "context, distractors, shuffled queries"},
 )
@@ -70,14 +70,11 @@ TASK = TaskInfo(
 def check_params(given: dict) -> dict:
     """Every parameter (the defaults filled in), checked; ValueError in one line naming the
     parameter and its limit."""
-    unknown = sorted(set(given) - set(PARAMS))
-    if unknown:
-        raise ValueError(f"data.{unknown[0]}: unknown recall parameter; expected {list(PARAMS)}")
-    params = {name: given.get(name, default) for name, (default, _, _) in PARAMS.items()}
-    for name, value in params.items():
-        lowest, what = PARAMS[name][1], PARAMS[name][2]
-        if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
-            raise ValueError(f"data.{name} = {value!r}: must be an integer >= {lowest} ({what})")
+    return RecallTask().check_data(given)
+
+
+def _together(params: dict) -> None:
+    """The limits that involve two parameters."""
     if params["pairs"] > params["keys"]:
         raise ValueError(
             f"data.pairs = {params['pairs']}: must be <= data.keys = {params['keys']} "
@@ -89,7 +86,6 @@ def check_params(given: dict) -> dict:
             f"data.keys = {params['keys']}, data.values = {params['values']}: the token ids "
             f"need (keys + 1) * (values + 2) = {vocab:,} <= {MAX_ID:,}"
         )
-    return params
 
 
 def info_for(params: dict) -> TaskInfo:
@@ -162,6 +158,7 @@ class RecallTask(Reader):
     """Associative recall: data from parameters, scored on the query tokens."""
 
     made_from_params = True
+    data_params = PARAMS
 
     def locate(self, data_dir: Path) -> Path:
         return Path("(made from its parameters)")
@@ -170,7 +167,9 @@ class RecallTask(Reader):
         return make_splits(check_params({}))[split]
 
     def check_data(self, given: dict) -> dict:
-        return check_params(given)
+        params = super().check_data(given)  # each alone, defaults filled in
+        _together(params)
+        return params
 
     def make(self, given: dict) -> dict:
         """{split: TaskData} of the parameters `given` (defaults for the rest)."""

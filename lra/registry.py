@@ -73,6 +73,38 @@ class TaskInfo:
             raise ValueError(f"{self.name}: factors {self.factors} must multiply to vocab_size")
 
 
+@dataclass(frozen=True)
+class Param:
+    """A parameter that makes a task's data: its generator's (`python -m lra.data generate
+    TASK --NAME`, recorded beside the files and checked against a profile's [data]), or one
+    the task makes its data from in memory (recall's)."""
+
+    name: str
+    default: object  # None: the generator decides (its help says how)
+    help: str
+    kind: type = int
+    lowest: int | None = None
+    choices: tuple[str, ...] = ()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def check(self, value: object) -> None:
+        """ValueError, one line naming the parameter and its limit, for a value it refuses."""
+        if self.choices:
+            if value not in self.choices:
+                raise ValueError(
+                    f"data.{self.name} = {value!r}: must be one of {list(self.choices)}"
+                )
+            return
+        wrong_type = isinstance(value, bool) or not isinstance(value, self.kind)
+        if wrong_type or (self.lowest is not None and value < self.lowest):
+            limit = f" >= {self.lowest}" if self.lowest is not None else ""
+            what = "an integer" if self.kind is int else self.kind.__name__
+            raise ValueError(f"data.{self.name} = {value!r}: must be {what}{limit} ({self.help})")
+
+
 @dataclass
 class Examples:
     """One split: inputs (n, length) ints, optional second inputs, labels (n,) int64."""
@@ -116,6 +148,8 @@ class Reader:
     # False: the data is read from disk (a profile's [data] names the generator parameters
     # it must have been made with); True: `make(params)` makes the splits in memory
     made_from_params = False
+    # the parameters that make the data (a generator's, or `make`'s); none: not generated
+    data_params: tuple[Param, ...] = ()
 
     def locate(self, data_dir: Path) -> Path:
         """The source that will be read (folder, archive or file); MissingData if none."""
@@ -126,14 +160,35 @@ class Reader:
         raise NotImplementedError
 
     def check_data(self, given: dict) -> dict:
-        """A profile's [data] parameters for this task, checked (ValueError naming one) and
-        completed with defaults; a task read from disk takes them as given (they are checked
-        against the record its generator left, runners.lra.runs.check_generated)."""
-        return dict(given)
+        """A profile's [data] parameters for this task, each checked (ValueError in one line
+        naming it). A task made in memory completes them with its defaults; one read from
+        disk takes them as given (runners.lra.runs.check_generated compares them with the
+        record its generator left beside the files)."""
+        known = {p.name: p for p in self.data_params}
+        for name, value in given.items():
+            if name not in known:
+                raise ValueError(
+                    f"data.{name}: not a parameter of {self.task.name}'s data; expected one of "
+                    f"{list(known) or 'none (its data is not generated)'}"
+                )
+            known[name].check(value)
+        if not self.made_from_params:
+            return dict(given)
+        return {p.name: given.get(p.name, p.default) for p in self.data_params}
 
     def make(self, params: dict) -> dict:
         """{split: lra.data.TaskData} made from `params` (tasks with made_from_params)."""
         raise NotImplementedError(f"{self.task.name} is read from disk, not made")
+
+    def generate(self, root: Path, params: dict) -> list[tuple[Path, dict]]:
+        """Write the task's sources under `root` from `params` (every one of `data_params`,
+        None where the generator decides): (folder, the parameters as they were used) for
+        each folder written, which lra.generators records beside its files."""
+        raise NotImplementedError(f"{self.task.name} has no generator")
+
+    def data_folder(self, root: Path, params: dict) -> Path:
+        """Where `generate` writes (and its record lies) for `params`."""
+        raise NotImplementedError(f"{self.task.name} has no generator")
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy summed over the batch's examples (a token task: each example's mean

@@ -154,6 +154,8 @@ TABLES = {
     "lra_curves": LRA_CURVES,
     "lra_ablation": LRA,
     "lra_ablation_curves": LRA_CURVES,
+    "recall": LRA,  # associative recall (make recall): LRA rows, data_params set
+    "recall_curves": LRA_CURVES,
     "lra_efficiency": LRA_EFFICIENCY,
 }
 

@@ -18,9 +18,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train and evaluate LRA models for every (task, attention, seed): final "
         "rows to parquet, learning curves beside them, checkpoints; the same command resumes.",
         epilog=f"profiles: {', '.join(lra_config.profile_names())} (runners/profiles/*.toml). "
-        f"Keys for --set: {', '.join([*lra_config.SPEC, *lra_config.DATA_SPEC])}, "
-        "methods.METHOD.OPTION, "
-        "tasks.TASK.SECTION.KEY.",
+        f"Keys for --set: {', '.join(lra_config.SPEC)}, methods.METHOD.OPTION, "
+        "tasks.TASK.SECTION.KEY, and tasks.TASK.data.PARAM for the parameters that make a "
+        "task's data: "
+        + "; ".join(
+            f"{name}: {', '.join(p.name for p in lra.task(name).data_params)}"
+            for name in lra.names()
+            if lra.task(name).data_params
+        )
+        + ".",
     )
     p.add_argument(
         "--tasks", "--task", dest="task", default="all", help=f"comma list of {lra.names()} or all"

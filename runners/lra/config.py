@@ -78,17 +78,12 @@ SPEC: dict[str, tuple[Callable[[object], bool], str]] = {
 # keys a profile may leave out: absent, they are absent from the configuration too (the
 # code reads their default), so that adding one leaves every earlier run's hash as it was
 OPTIONAL = {"train.stop_at": 0}
-# [data] (usually per task): the generator parameters that the profile's data must have
-# been made with (`python -m lra.data generate`, which records them beside the files); a
-# run on other data is refused before training. A profile that sets none (paper, smoke)
-# takes the data as it finds it, and its configurations carry no data section.
-DATA_SPEC: dict[str, tuple[Callable[[object], bool], str]] = {
-    "data.count": (_int(3), "an integer >= 3"),
-    "data.seed": (_int(0), "an integer >= 0"),
-    "data.level": (lambda v: isinstance(v, str) and bool(v), "a level, e.g. 'curv_baseline'"),
-    "data.min_length": (_int(0), "an integer >= 0"),
-    "data.max_length": (_int(2), "an integer >= 2"),
-}
+# [data] (usually per task): the parameters that make the task's data, declared by the task
+# (`lra.task(name).data_params`, checked by its `check_data`). For a task read from disk
+# they are the generator parameters its data must have been made with (`python -m lra.data
+# generate`, which records them beside the files), and a run on other data is refused before
+# training; a profile that sets none (paper, smoke) takes the data as it finds it, and its
+# configurations carry no data section. A task made in memory (recall) is made from them.
 
 
 def profile_names() -> list[str]:
@@ -215,20 +210,17 @@ def _flatten(tree: dict, prefix: tuple = ()) -> list[tuple[str, list[str], objec
 
 
 def _check(cfg: dict, task: str) -> None:
-    spec = {**SPEC, **DATA_SPEC}
-    made = lra.task(task)
-    if made.made_from_params:  # the task checks its own parameters, and fills in defaults
-        try:
-            cfg["data"] = made.check_data(cfg["data"])
-        except ValueError as exc:
-            raise ConfigError(f"tasks.{task}.{exc}") from None
-    for section in (*SECTIONS, *(() if made.made_from_params else ("data",))):
+    try:  # the task checks its data's parameters (a task made in memory fills in defaults)
+        cfg["data"] = lra.task(task).check_data(cfg["data"])
+    except ValueError as exc:
+        raise ConfigError(f"tasks.{task}.{exc}") from None
+    for section in SECTIONS:
         for key, value in cfg[section].items():
             name = f"{section}.{key}"
-            if name not in spec:
-                known = [k for k in spec if k.startswith(section + ".")]
+            if name not in SPEC:
+                known = [k for k in SPEC if k.startswith(section + ".")]
                 raise ConfigError(f"{name}: unknown key; {section} has {known}")
-            check, expected = spec[name]
+            check, expected = SPEC[name]
             if not check(value):
                 raise ConfigError(f"{name} = {value!r}: expected {expected}")
     missing = [k for k in SPEC if k not in OPTIONAL and k.split(".")[1] not in cfg[k.split(".")[0]]]

@@ -74,11 +74,11 @@ def check_generated(task: str, data_dir: Path, expected: dict) -> None:
     generated with every parameter in `expected` (nothing expected: nothing checked)."""
     if not expected:
         return
-    have = generators.generated_with(task, data_dir, expected.get("level"))
+    have = generators.generated_with(task, data_dir, expected)
     command = generators.generate_command(task, data_dir, expected)
     wanted = ", ".join(f"{k}={v}" for k, v in sorted(expected.items()))
     if have is None:
-        where = generators.data_folder(task, data_dir, expected.get("level"))
+        where = generators.data_folder(task, data_dir, expected)
         raise BadData(
             f"the profile expects data generated with {wanted}, but {where} has no "
             f"{generators.RECORD} (not generated, or not by `python -m lra.data generate`); "

@@ -76,7 +76,7 @@ def test_the_data_is_a_function_of_its_parameters_and_its_hash_says_which():
         (["values=1"], "tasks.recall.data.values = 1: must be an integer >= 2"),
         (["pairs=2.5"], "tasks.recall.data.pairs = 2.5: must be an integer >= 1"),
         (["keys=70000", "values=70000"], "ids need (keys + 1) * (values + 2) = 4,900,210,002"),
-        (["colour=3"], "tasks.recall.data.colour: unknown recall parameter"),
+        (["colour=3"], "tasks.recall.data.colour: not a parameter of recall"),
     ],
 )
 def test_impossible_parameters_are_refused_in_one_line_naming_the_parameter(overrides, says):

@@ -23,6 +23,7 @@ def lra_row(method, task, seed, accuracy, status="ok", profile="paper", config="
         **PROV,
         "method": method,
         "task": task,
+        "task_order": TASKS.index(task) + 1 if task in TASKS else None,  # as the tasks declare
         "seed": seed,
         "accuracy": accuracy,
         "majority_accuracy": 0.25,

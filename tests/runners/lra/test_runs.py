@@ -330,7 +330,7 @@ def test_data_generated_with_other_parameters_is_refused_naming_the_command(tmp_
     from lra import generators
 
     data = tmp_path / "data"
-    generators.GENERATORS["listops"](data, 60, 0, "", (10, 60))
+    generators.generate("listops", data, {"count": 60, "min_length": 10, "max_length": 60})
     record = generators.generated_with("listops", data)
     assert record == {"task": "listops", "count": 60, "seed": 0, "min_length": 10,
                       "max_length": 60}  # fmt: skip
@@ -363,7 +363,9 @@ def test_profiles_without_a_data_section_keep_their_config_hash():
     smoke_with = lambda item: lra_config.resolve(  # noqa: E731
         lra_config.load_profile("smoke"), "listops", "softmax", [item]
     )
-    with pytest.raises(lra_config.ConfigError, match=r"data\.count = 2: expected an integer >= 3"):
+    with pytest.raises(
+        lra_config.ConfigError, match=r"listops\.data\.count = 2: must be an integer >= 3"
+    ):
         smoke_with("data.count=2")
-    with pytest.raises(lra_config.ConfigError, match=r"data\.size: unknown key"):
+    with pytest.raises(lra_config.ConfigError, match=r"data\.size: not a parameter of listops"):
         smoke_with("data.size=2")

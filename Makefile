@@ -49,10 +49,11 @@ $(SMOKE)/.generated: $(STAMP)
 lra-smoke: $(SMOKE)/.generated  ## the smoke profile: every mechanism on small generated ListOps and Pathfinder (CPU, ~5 min)
 	$(BIN)/python -m runners.lra --profile smoke --tasks listops,pathfinder --methods all --seeds 0 --data-dir $(SMOKE)
 
-quickstart: lra-smoke  ## fresh clone to results, offline, CPU: smoke data + training, CPU sweep (~10 min)
+quickstart: lra-smoke  ## fresh clone to results, offline, CPU: smoke data + training, recall at 8 and 16 pairs, CPU sweep (~9 min)
+	@for pairs in 8 16; do $(RECALL_RUN) --methods all --seeds 0 --set tasks.recall.data.pairs=$$pairs --quiet || exit $$?; done
 	$(BIN)/python -m runners.sweep --preset cpu --device cpu
 	$(MAKE) --no-print-directory report
-	@echo "results: results/lra (final rows), results/lra_curves (learning curves), results/sweep; report: reports/out/leaderboard.html"
+	@echo "results: results/lra (final rows), results/lra_curves (learning curves), results/recall, results/sweep; report: reports/out/leaderboard.html"
 
 # the mini profile's data (runners/lra/profiles/mini.toml says why these sizes); the runner
 # refuses data generated with other parameters and names the command that remakes it

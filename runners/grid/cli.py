@@ -114,7 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="one job per (task, method, seed) of runners.lra",
     )
     lp.add_argument(
-        "--tasks", "--task", dest="tasks", default="all", help=f"comma list of {lra.names()} or all"
+        "--tasks",
+        "--task",
+        dest="tasks",
+        default="all",
+        help=f"comma list of {lra.names()}, or all (the LRA tasks: {', '.join(lra.suite())})",
     )
     lp.add_argument("--seeds", "--seed", dest="seeds", default="0", help="comma list of seeds (0)")
     sub.add_parser(

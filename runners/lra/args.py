@@ -29,7 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
         + ".",
     )
     p.add_argument(
-        "--tasks", "--task", dest="task", default="all", help=f"comma list of {lra.names()} or all"
+        "--tasks",
+        "--task",
+        dest="task",
+        default="all",
+        help=f"comma list of {lra.names()}, or all (the LRA tasks: {', '.join(lra.suite())})",
     )
     p.add_argument(
         "--methods",

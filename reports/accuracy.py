@@ -162,24 +162,30 @@ def lra_vs_softmax(rows: pd.DataFrame, profile: str) -> Table:
     }
 
     def by_seed(method: str, task: str) -> dict[int, float]:
-        runs = shown.get((method, task), test.iloc[:0])
-        ok = runs[runs["status"] == "ok"].sort_values("finished_at")
-        return {int(s): 100 * float(a) for s, a in zip(ok["seed"], ok["accuracy"], strict=True)}
+        return seed_accuracies(shown.get((method, task), test.iloc[:0]))
 
     softmax = {task: by_seed("softmax", task) for task in tasks}
     for method in sorted(set(test["method"]) - {"softmax"}):
-        cells = []
-        for task in tasks:
-            found = stats.paired_difference(by_seed(method, task), softmax[task])
-            if found is None:
-                cells.append(TableCell(None))
-                continue
-            diff, interval, n = found
-            cells.append(TableCell(diff, None, n, interval=interval))
-        table.ours[method] = cells
+        table.ours[method] = [paired_cell(by_seed(method, t), softmax[t]) for t in tasks]
         used = [runs for (m, _), runs in shown.items() if m in (method, "softmax")]
         describe(table, method, pd.concat(used))
     return table
+
+
+def seed_accuracies(runs: pd.DataFrame) -> dict[int, float]:
+    """seed -> test accuracy (%) of the finished runs among `runs` (the latest per seed)."""
+    ok = runs[runs["status"] == "ok"].sort_values("finished_at")
+    return {int(s): 100 * float(a) for s, a in zip(ok["seed"], ok["accuracy"], strict=True)}
+
+
+def paired_cell(ours: dict[int, float], base: dict[int, float]) -> TableCell:
+    """The mean paired difference ours - base over the shared seeds, with its 95% interval
+    and the number of pairs; '-' when no seed is shared."""
+    found = stats.paired_difference(ours, base)
+    if found is None:
+        return TableCell(None)
+    diff, interval, n = found
+    return TableCell(diff, None, n, interval=interval)
 
 
 def _accuracy_cell(
@@ -266,10 +272,6 @@ def lra_ablation(ablation: pd.DataFrame, rows: pd.DataFrame, profile: str) -> Ta
     if "softmax" not in methods:
         methods.insert(0, "softmax")
 
-    def seeds(runs: pd.DataFrame) -> dict[int, float]:
-        ok = runs[runs["status"] == "ok"].sort_values("finished_at")
-        return {int(s): 100 * float(a) for s, a in zip(ok["seed"], ok["accuracy"], strict=True)}
-
     for method in methods:
         own = base[base["method"] == method] if len(base) else ablation.iloc[:0]
         variants = [("", own)] + [
@@ -277,7 +279,8 @@ def lra_ablation(ablation: pd.DataFrame, rows: pd.DataFrame, profile: str) -> Ta
             for label in sorted(set(labels[ablation["method"] == method]) - {""})
         ]
         reference = {
-            t: seeds(latest_config(Table("", []), own[own["task"] == t])[0]) for t in tasks
+            t: seed_accuracies(latest_config(Table("", []), own[own["task"] == t])[0])
+            for t in tasks
         }
         for label, runs in variants:
             name = f"{method} [{label}]" if label else f"{method} ({profile})"
@@ -285,12 +288,8 @@ def lra_ablation(ablation: pd.DataFrame, rows: pd.DataFrame, profile: str) -> Ta
             for task in tasks:
                 shown, notes = latest_config(table, runs[runs["task"] == task])
                 cells.append(_accuracy_cell(table, shown, name, task, notes))
-                found = stats.paired_difference(seeds(shown), reference[task]) if label else None
-                if found is None:
-                    cells.append(TableCell(None))
-                else:
-                    diff, interval, pairs = found
-                    cells.append(TableCell(diff, None, pairs, interval=interval))
+                paired_with = reference[task] if label else {}  # the base row: none
+                cells.append(paired_cell(seed_accuracies(shown), paired_with))
             table.ours[name] = cells
             describe(table, name, runs)
     return table

@@ -22,7 +22,13 @@ import numpy as np
 import pandas as pd
 
 from reports import stats
-from reports.accuracy import _accuracy_cell, _mark_separated_best, latest_config
+from reports.accuracy import (
+    _accuracy_cell,
+    _mark_separated_best,
+    latest_config,
+    paired_cell,
+    seed_accuracies,
+)
 from reports.data import slug, variant_label
 from reports.render import Table, TableCell, add_note, describe
 from reports.style import method_style, new_figure, style_order
@@ -105,22 +111,15 @@ def recall_accuracy(runs: pd.DataFrame) -> Table:
         "the next one's, else '(tie)' on each overlapping cell; a variant is a mechanism with "
         "the --set options it ran with",
     )
-    shown = _shown(table, runs)
     for variant in _order(set(runs["variant"])):
         cells = []
-        for p in pairs:
-            part = shown.get((variant, p), runs.iloc[:0])
-            notes: list[int] = []
+        for p in pairs:  # the latest configuration of each cell, older ones footnoted
+            part, notes = latest_config(table, runs[(runs["variant"] == variant) & (runs[X] == p)])
             cells.append(_accuracy_cell(table, part, variant, f"{X} {p}", notes))
         table.ours[variant] = cells
         describe(table, variant, runs[runs["variant"] == variant])
     _mark_separated_best(table)
     return table
-
-
-def _by_seed(part: pd.DataFrame) -> dict[int, float]:
-    ok = part[part["status"] == "ok"].sort_values("finished_at")
-    return {int(s): 100 * float(a) for s, a in zip(ok["seed"], ok["accuracy"], strict=True)}
 
 
 def recall_vs_softmax(runs: pd.DataFrame) -> Table:
@@ -134,17 +133,15 @@ def recall_vs_softmax(runs: pd.DataFrame) -> Table:
         "difference the seeds support",
     )
     shown = _shown(Table("", []), runs)
+    none = runs.iloc[:0]
     for variant in _order(set(runs["variant"]) - {"softmax"}):
-        cells = []
-        for p in pairs:
-            base = _by_seed(shown.get(("softmax", p), runs.iloc[:0]))
-            found = stats.paired_difference(_by_seed(shown.get((variant, p), runs.iloc[:0])), base)
-            if found is None:
-                cells.append(TableCell(None))
-                continue
-            diff, interval, n = found
-            cells.append(TableCell(diff, None, n, interval=interval))
-        table.ours[variant] = cells
+        table.ours[variant] = [
+            paired_cell(
+                seed_accuracies(shown.get((variant, p), none)),
+                seed_accuracies(shown.get(("softmax", p), none)),
+            )
+            for p in pairs
+        ]
         describe(table, variant, runs[runs["variant"] == variant])
     return table
 

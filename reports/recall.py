@@ -248,7 +248,7 @@ def accuracy_vs_pairs(runs: pd.DataFrame) -> object:
     groups = [("at the profile's options", [v for v in variants if "[" not in v])]
     for method in dict.fromkeys(v.split(" [")[0] for v in variants if "[" in v):
         groups.append((f"{method}'s options", [v for v in variants if v.split(" [")[0] == method]))
-    fig, axes = new_figure(1, len(groups), 4.2 * len(groups), 3.8, sharey=True)
+    fig, axes = new_figure(1, len(groups), max(7.0, 4.2 * len(groups)), 4.0, sharey=True)
     for ax, (title, members) in zip(axes[0], groups, strict=True):
         for i, variant in enumerate(members):
             points = sorted(
@@ -277,7 +277,7 @@ def accuracy_vs_pairs(runs: pd.DataFrame) -> object:
         ax.set_xticklabels([str(p) for p in sorted(set(runs[X]))])
         ax.set_xlabel("key-value pairs (log2)")
         ax.set_title(title)
-        ax.legend(loc="lower left", frameon=False)
+        ax.legend(loc="center left", frameon=False, fontsize=7)
     axes[0][0].set_ylabel("test accuracy (%)")
     fig.suptitle(_title(runs, "accuracy vs pairs (mean over seeds, band: 95% t interval)"))
     fig.tight_layout()

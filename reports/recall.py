@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
@@ -240,15 +241,17 @@ def _summary(part: pd.DataFrame) -> tuple[float, float, float]:
 
 
 def accuracy_vs_pairs(runs: pd.DataFrame) -> object:
-    """Test accuracy vs pairs (log2 x), a line per variant: the mean over seeds and its 95%
-    interval as a band; one panel for the mechanisms at the profile's options, one per
-    mechanism that has option variants."""
+    """Test accuracy vs pairs (log2 x), a line per variant: the mean over seeds, its 95%
+    interval as a band (clipped to 0-100%: a t interval over 3 seeds can leave the range),
+    and each seed as a dot (an outcome that is all-or-nothing per seed shows as such); one
+    panel for the mechanisms at the profile's options, one per mechanism that has option
+    variants."""
     shown = _shown(Table("", []), runs)
     variants = _order({v for v, _ in shown})
     groups = [("at the profile's options", [v for v in variants if "[" not in v])]
     for method in dict.fromkeys(v.split(" [")[0] for v in variants if "[" in v):
         groups.append((f"{method}'s options", [v for v in variants if v.split(" [")[0] == method]))
-    fig, axes = new_figure(1, len(groups), max(7.0, 4.2 * len(groups)), 4.0, sharey=True)
+    fig, axes = new_figure(1, len(groups), max(7.0, 4.2 * len(groups)), 4.8, sharey=True)
     for ax, (title, members) in zip(axes[0], groups, strict=True):
         for i, variant in enumerate(members):
             points = sorted(
@@ -268,7 +271,13 @@ def accuracy_vs_pairs(runs: pd.DataFrame) -> object:
                     "marker": "osD^v"[i % 5],
                 }
             ax.plot(x, mean, label=variant, markersize=4, **style)
-            ax.fill_between(x, low, high, color=style["color"], alpha=0.15, linewidth=0)
+            band = np.clip(low, 0, 100), np.clip(high, 0, 100)
+            ax.fill_between(x, *band, color=style["color"], alpha=0.12, linewidth=0)
+            nudge = 2 ** ((i - (len(members) - 1) / 2) * 0.04)  # seeds of lines side by side
+            for p in x:
+                seeds = seed_accuracies(shown[(variant, p)])
+                ax.scatter([p * nudge] * len(seeds), list(seeds.values()), s=9, alpha=0.5,
+                           color=style["color"], marker=style["marker"], linewidths=0)  # fmt: skip
         values = json.loads(runs["setting"].iloc[0]).get("values")
         if values:
             ax.axhline(100 / values, color="0.4", linestyle=":", linewidth=1, label="chance")
@@ -277,20 +286,26 @@ def accuracy_vs_pairs(runs: pd.DataFrame) -> object:
         ax.set_xticklabels([str(p) for p in sorted(set(runs[X]))])
         ax.set_xlabel("key-value pairs (log2)")
         ax.set_title(title)
-        ax.legend(loc="center left", frameon=False, fontsize=7)
+        ax.set_ylim(-3, 103)
+        ax.legend(
+            loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False, fontsize=7
+        )
     axes[0][0].set_ylabel("test accuracy (%)")
-    fig.suptitle(_title(runs, "accuracy vs pairs (mean over seeds, band: 95% t interval)"))
+    what = "accuracy vs pairs (line: mean over seeds, dots: seeds, band: 95% t interval in 0-100)"
+    fig.suptitle(_title(runs, what))
     fig.tight_layout()
     return fig
 
 
 def accuracy_vs_speed(runs: pd.DataFrame, pairs: int | None = None) -> object:
     """Test accuracy vs training steps per second at one number of pairs (the largest
-    measured unless given): what each capacity option costs. Error bars: 95% t interval
-    (accuracy) and the range over seeds (speed)."""
+    measured unless given): what each capacity option costs. A variant's marker is at its
+    median speed and mean accuracy over seeds, with the range of speeds and the 95% t
+    interval of accuracy (in 0-100%) as bars; each seed is a dot. Speeds are the runs' own
+    (steps / training seconds), so a run that shared the machine reads slower."""
     pairs = max(runs[X]) if pairs is None else pairs
     shown = _shown(Table("", []), runs[runs[X] == pairs])
-    fig, axes = new_figure(1, 1, 6.4, 4.4)
+    fig, axes = new_figure(1, 1, 7.0, 4.6)
     ax = axes[0][0]
     for variant in _order({v for v, _ in shown}):
         part = shown[(variant, pairs)]
@@ -299,22 +314,29 @@ def accuracy_vs_speed(runs: pd.DataFrame, pairs: int | None = None) -> object:
             continue
         speed = ok["steps"] / ok["train_seconds"]
         mean, low, high = _summary(ok)
+        low, high = max(low, 0.0), min(high, 100.0)
+        middle = float(speed.median())
         style = method_style(variant.split(" [")[0])
         ax.errorbar(
-            speed.mean(),
+            middle,
             mean,
-            xerr=[[speed.mean() - speed.min()], [speed.max() - speed.mean()]],
+            xerr=[[middle - speed.min()], [speed.max() - middle]],
             yerr=[[mean - low], [high - mean]],
             color=style["color"],
             marker=style["marker"],
             capsize=2,
             linestyle="none",
+            alpha=0.8,
         )
-        ax.annotate(
-            variant, (speed.mean(), mean), fontsize=7, xytext=(4, 3), textcoords="offset points"
-        )
+        ax.scatter(speed, 100 * ok["accuracy"], s=10, alpha=0.5, color=style["color"],
+                   marker=style["marker"], linewidths=0)  # fmt: skip
+        ax.annotate(variant, (middle, mean), fontsize=7, xytext=(4, 3), textcoords="offset points")
     ax.set_xscale("log")
-    ax.set_xlabel("training steps per second (log)")
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_ylim(-3, 103)
+    ax.set_xlabel("training steps per second (log; the runs' own, steps / training seconds)")
     ax.set_ylabel("test accuracy (%)")
     fig.suptitle(_title(runs, f"accuracy vs training speed at {pairs} pairs"))
     fig.tight_layout()

@@ -22,6 +22,7 @@ body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 1200
        padding: 0 1rem; color: #1a1a1a; }
 h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { font-size: 1.15rem; margin-top: 2.2rem; }
 nav a { margin-right: 1rem; }
+section { overflow-x: auto; }  /* a table wider than the page scrolls in its own section */
 table { border-collapse: collapse; margin: .6rem 0; font-variant-numeric: tabular-nums; }
 th, td { padding: .3rem .6rem; border-bottom: 1px solid #ddd; text-align: right;
          vertical-align: top; white-space: nowrap; }
@@ -87,7 +88,8 @@ def _cell_html(table: tables.Table, cell: tables.TableCell) -> str:
     marks = "".join(
         f'<sup title="{html.escape(table.notes[i - 1])}">[{i}]</sup>' for i in cell.notes
     )
-    classes = " ".join(c for c in ("best" * cell.best, "missing" * (cell.mean is None)) if c)
+    missing = cell.mean is None and not cell.extra  # a verdict in words is not missing
+    classes = " ".join(c for c in ("best" * cell.best, "missing" * missing) if c)
     cls = f' class="{classes}"' if classes else ""
     return f'<td data-value="{value}"{cls}>{html.escape(tables.format_cell(cell))}{marks}</td>'
 

@@ -291,8 +291,10 @@ def accuracy_vs_pairs(runs: pd.DataFrame) -> object:
             loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False, fontsize=7
         )
     axes[0][0].set_ylabel("test accuracy (%)")
-    what = "accuracy vs pairs (line: mean over seeds, dots: seeds, band: 95% t interval in 0-100)"
-    fig.suptitle(_title(runs, what))
+    fig.suptitle(
+        _title(runs, "accuracy vs pairs")
+        + "\nline: mean over seeds, dots: the seeds, band: 95% t interval (within 0-100%)"
+    )
     fig.tight_layout()
     return fig
 

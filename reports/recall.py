@@ -16,6 +16,7 @@ runs counted and flagged, ties where intervals overlap.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import matplotlib.ticker
@@ -81,8 +82,13 @@ def recall_settings(runs: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
 
 
 def _order(variants: set[str]) -> list[str]:
-    """Mechanisms in the house order, each one's default before its variants."""
-    return sorted(variants, key=lambda v: (style_order(v.split(" [")[0]), "[" in v, v))
+    """Mechanisms in the house order, each one's default before its variants, and those by
+    their options with numbers as numbers (r=4 before r=16)."""
+
+    def natural(text: str) -> list:
+        return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text)]
+
+    return sorted(variants, key=lambda v: (style_order(v.split(" [")[0]), "[" in v, natural(v)))
 
 
 def _shown(table: Table, runs: pd.DataFrame) -> dict[tuple[str, int], pd.DataFrame]:
@@ -251,8 +257,12 @@ def accuracy_vs_pairs(runs: pd.DataFrame) -> object:
     groups = [("at the profile's options", [v for v in variants if "[" not in v])]
     for method in dict.fromkeys(v.split(" [")[0] for v in variants if "[" in v):
         groups.append((f"{method}'s options", [v for v in variants if v.split(" [")[0] == method]))
-    fig, axes = new_figure(1, len(groups), max(7.0, 4.2 * len(groups)), 4.8, sharey=True)
-    for ax, (title, members) in zip(axes[0], groups, strict=True):
+    cols = min(2, len(groups))  # two panels a row: each stays readable
+    rows = -(-len(groups) // cols)
+    fig, axes = new_figure(rows, cols, 7.0 if cols == 1 else 11.0, 4.4 * rows, sharey=True)
+    for ax in axes.flat[len(groups) :]:
+        ax.set_visible(False)
+    for ax, (title, members) in zip(list(axes.flat)[: len(groups)], groups, strict=True):
         for i, variant in enumerate(members):
             points = sorted(
                 (p, _summary(part))

@@ -58,135 +58,178 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def build(results: Path, out: Path) -> tuple[list[Path], list[str]]:
-    """Every artefact the tables under `results` allow: (files written, what was left out)."""
-    skipped: list[str] = []  # parts that are not readable parquet or lack a needed column
-    recall_rows = read_results(results / "recall", skipped)
-    recall_points = read_results(results / "recall_curves", skipped)
-    lra = read_results(results / "lra", skipped)
-    ablation = read_results(results / "lra_ablation", skipped)
-    ablation_points = read_results(results / "lra_ablation_curves", skipped)
-    curves = read_results(results / "lra_curves", skipped)
-    efficiency = read_results(results / "lra_efficiency", skipped)
-    sweep = read_results(results / "sweep", skipped)
-    for line in skipped:
-        print(f"warning: {line}", file=sys.stderr)
-    if lra.empty and curves.empty and efficiency.empty and sweep.empty and recall_rows.empty:
-        raise FileNotFoundError(
-            f"no result rows under {results}/(recall, lra, lra_curves, lra_efficiency, sweep): run "
-            "`make quickstart` (CPU smoke: training + sweep) or `make lra-all` first, or point "
-            "--results at a results folder"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    left_out: list[str] = []
-    shown_tables: list[tuple[str, tables.Table]] = []
-    shown_figures: list[tuple[str, Path]] = []
-    beside: dict[str, list[tuple[str, Path]]] = {}  # figures shown under a table of theirs
+SOURCES = ("recall", "recall_curves", "lra", "lra_ablation", "lra_ablation_curves",
+           "lra_curves", "lra_efficiency", "sweep")  # fmt: skip
+MAKES_THEM = "`make quickstart` or `make lra-all` makes them"
 
-    def emit_table(table: tables.Table, stem: str) -> None:
-        written.extend(
-            _write(out / f"{stem}{suffix}", render(table)) for suffix, render in RENDERERS
-        )
-        shown_tables.append((stem, table))
 
-    def emit_figure(fig: object, stem: str, caption: str, under: str | None = None) -> None:
-        paths = style.save(fig, out / stem)
-        written.extend(paths)
-        (beside.setdefault(under, []) if under else shown_figures).append((caption, paths[0]))
+class _Report:
+    """What a build has written so far: files, the page's tables and figures (and those
+    shown under a table of theirs), and what it left out with how to get it."""
 
-    runs = recall.recall_runs(recall_rows)
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.written: list[Path] = []
+        self.tables: list[tuple[str, tables.Table]] = []
+        self.figures: list[tuple[str, Path]] = []
+        self.beside: dict[str, list[tuple[str, Path]]] = {}
+        self.left_out: list[str] = []  # "what: why"
+        self.hints: list[str] = []  # the same, with the command that makes them
+
+    def table(self, table: tables.Table, stem: str) -> None:
+        self.written += [
+            _write(self.out / f"{stem}{suffix}", render(table)) for suffix, render in RENDERERS
+        ]
+        self.tables.append((stem, table))
+
+    def figure(self, fig: object, stem: str, caption: str, under: str | None = None) -> None:
+        paths = style.save(fig, self.out / stem)
+        self.written += paths
+        shown = self.beside.setdefault(under, []) if under else self.figures
+        shown.append((caption, paths[0]))
+
+    def missing(self, what: str, how: str = MAKES_THEM) -> None:
+        self.left_out.append(what)
+        self.hints.append(f"{what} ({how})")
+
+
+def _recall(rep: _Report, rows: dict) -> None:
+    """The recall section, first: per data setting its tables, figures under them."""
+    runs = recall.recall_runs(rows["recall"])
     for name, part in recall.recall_settings(runs):
-        emit_table(recall.recall_accuracy(part), f"recall_accuracy_{name}")
-        emit_figure(
+        rep.table(recall.recall_accuracy(part), f"recall_accuracy_{name}")
+        rep.figure(
             recall.accuracy_vs_pairs(part),
             f"recall_pairs_{name}",
             f"Recall: accuracy vs pairs: recall_pairs_{name}.pdf",
             under=f"recall_accuracy_{name}",
         )
-        emit_table(recall.recall_capacity(part), f"recall_capacity_{name}")
-        emit_table(recall.recall_vs_softmax(part), f"recall_vs_softmax_{name}")
-        emit_table(recall.recall_steps(part, recall_points), f"recall_steps_{name}")
-        emit_figure(
+        rep.table(recall.recall_capacity(part), f"recall_capacity_{name}")
+        rep.table(recall.recall_vs_softmax(part), f"recall_vs_softmax_{name}")
+        rep.table(recall.recall_steps(part, rows["recall_curves"]), f"recall_steps_{name}")
+        rep.figure(
             recall.accuracy_vs_speed(part),
             f"recall_speed_{name}",
             f"Recall: accuracy vs training speed: recall_speed_{name}.pdf",
             under=f"recall_steps_{name}",
         )
     if runs.empty:
-        left_out.append("recall section: no rows in results/recall (`make recall` makes them)")
+        rep.missing("recall section: no rows in results/recall", "`make recall` makes them")
 
+
+def _accuracy(rep: _Report, rows: dict) -> dict[str, tables.Table]:
+    """The LRA accuracy, difference and ablation tables; the accuracy tables by profile."""
+    lra, ablation = rows["lra"], rows["lra_ablation"]
     accuracy = {}
     for profile in sorted(set(lra["profile"])) if len(lra) else []:
         accuracy[profile] = tables.lra_accuracy(
             lra, profile, tables.published_accuracy(), comparable=profile == "paper"
         )
-        emit_table(accuracy[profile], f"lra_accuracy_{profile}")
-        emit_table(tables.lra_vs_softmax(lra, profile), f"lra_vs_softmax_{profile}")
+        rep.table(accuracy[profile], f"lra_accuracy_{profile}")
+        rep.table(tables.lra_vs_softmax(lra, profile), f"lra_vs_softmax_{profile}")
     for profile in sorted(set(ablation["profile"])) if len(ablation) else []:
-        emit_table(tables.lra_ablation(ablation, lra, profile), f"lra_ablation_{profile}")
+        rep.table(tables.lra_ablation(ablation, lra, profile), f"lra_ablation_{profile}")
     if lra.empty:
-        left_out.append("LRA accuracy table and bubble chart: no rows in results/lra")
-    efficiency_settings = list(settings(efficiency, EFFICIENCY_SETTING))
-    for name, part in efficiency_settings:
-        table = tables.lra_efficiency(part, tables.published_efficiency())
-        emit_table(table, f"lra_efficiency_{name}")
-    if efficiency.empty:
-        left_out.append("LRA efficiency table: no rows in results/lra_efficiency")
+        rep.missing("LRA accuracy table and bubble chart: no rows in results/lra")
+    return accuracy
+
+
+def _efficiency(rep: _Report, rows: dict) -> list[tuple[str, object]]:
+    """LRA's efficiency tables, one per setting; the settings."""
+    found = list(settings(rows["lra_efficiency"], EFFICIENCY_SETTING))
+    for name, part in found:
+        rep.table(
+            tables.lra_efficiency(part, tables.published_efficiency()), f"lra_efficiency_{name}"
+        )
+    if rows["lra_efficiency"].empty:
+        rep.missing("LRA efficiency table: no rows in results/lra_efficiency")
+    return found
+
+
+def _sweep(rep: _Report, rows: dict) -> None:
+    """The scaling figures (defaults, option variants) and the throughput tables."""
+    sweep = rows["sweep"]
     defaults = marked_defaults(sweep)
     for name, part in settings(sweep, SWEEP_SETTING):
         main, variants = configurations(part, defaults)
-        emit_figure(figures.scaling(main), f"scaling_{name}", f"Scaling sweep: scaling_{name}.pdf")
+        rep.figure(figures.scaling(main), f"scaling_{name}", f"Scaling sweep: scaling_{name}.pdf")
         if len(variants):
             stem = f"scaling_variants_{name}"
             fig = figures.scaling(variants, "Option variants")
-            emit_figure(
-                fig, stem, f"Option variants, each mechanism beside its default: {stem}.pdf"
-            )
+            rep.figure(fig, stem, f"Option variants, each mechanism beside its default: {stem}.pdf")
         if "flops" in part and part["flops"].notna().any():
-            emit_table(tables.sweep_throughput(part), f"sweep_tflops_{name}")
+            rep.table(tables.sweep_throughput(part), f"sweep_tflops_{name}")
     if sweep.empty:
-        left_out.append("scaling figures: no rows in results/sweep")
+        rep.missing("scaling figures: no rows in results/sweep")
+
+
+def _curves(rep: _Report, rows: dict) -> None:
+    """Learning curves of the shown runs, and of the ablations beside their mechanisms."""
+    lra, ablation, curves = rows["lra"], rows["lra_ablation"], rows["lra_curves"]
     shown = current_curves(curves, lra)
     for (profile, task), part in shown.groupby(["profile", "task"]) if len(shown) else []:
         val = lra[(lra["profile"] == profile) & (lra["task"] == task) & (lra["split"] == "val")]
         majority = float(val["majority_accuracy"].iloc[0]) if len(val) else None
         caption = f"Learning curves: curves_{profile}_{task}.pdf"
-        emit_figure(figures.learning_curves(part, majority), f"curves_{profile}_{task}", caption)
-    variants = ablation_curves(ablation, ablation_points, lra, curves)
+        rep.figure(figures.learning_curves(part, majority), f"curves_{profile}_{task}", caption)
+    variants = ablation_curves(ablation, rows["lra_ablation_curves"], lra, curves)
     for (profile, task), part in variants.groupby(["profile", "task"]) if len(variants) else []:
         val = ablation[(ablation["profile"] == profile) & (ablation["split"] == "val")]
         majority = float(val["majority_accuracy"].iloc[0]) if len(val) else None
         caption = f"Ablation learning curves: curves_ablation_{profile}_{task}.pdf"
         fig = figures.learning_curves(part, majority)
-        emit_figure(fig, f"curves_ablation_{profile}_{task}", caption)
+        rep.figure(fig, f"curves_ablation_{profile}_{task}", caption)
     if curves.empty:
-        left_out.append("learning curves: no rows in results/lra_curves")
+        rep.missing("learning curves: no rows in results/lra_curves")
+
+
+def _bubbles(rep: _Report, accuracy: dict, efficiency: list) -> None:
+    """Speed x accuracy x memory for every (profile, efficiency setting) with both."""
     for profile, table in accuracy.items():
-        for name, part in efficiency_settings:
+        for name, part in efficiency:
             points, what = figures.bubble_points(table, part)
             if points.empty:
-                left_out.append(f"bubble {profile} x {name}: no mechanism has both")
+                rep.missing(f"bubble {profile} x {name}: no mechanism has both")
                 continue
-            fig = figures.bubble(points, what, part, profile)
             stem = f"bubble_{profile}_{name}"
-            emit_figure(fig, stem, f"Speed, accuracy and memory: {stem}.pdf")
+            fig = figures.bubble(points, what, part, profile)
+            rep.figure(fig, stem, f"Speed, accuracy and memory: {stem}.pdf")
+
+
+def build(results: Path, out: Path) -> tuple[list[Path], list[str]]:
+    """Every artefact the tables under `results` allow: (files written, what was left out)."""
+    skipped: list[str] = []  # parts that are not readable parquet or lack a needed column
+    rows = {name: read_results(results / name, skipped) for name in SOURCES}
+    for line in skipped:
+        print(f"warning: {line}", file=sys.stderr)
+    if all(rows[n].empty for n in ("lra", "lra_curves", "lra_efficiency", "sweep", "recall")):
+        raise FileNotFoundError(
+            f"no result rows under {results}/(recall, lra, lra_curves, lra_efficiency, sweep): run "
+            "`make quickstart` (CPU smoke: training + sweep) or `make lra-all` first, or point "
+            "--results at a results folder"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    rep = _Report(out)
+    _recall(rep, rows)
+    accuracy = _accuracy(rep, rows)
+    efficiency = _efficiency(rep, rows)
+    _sweep(rep, rows)
+    _curves(rep, rows)
+    _bubbles(rep, accuracy, efficiency)
     summary = (
-        f"Built from {len(recall_rows)} recall rows, {len(lra)} LRA rows, {len(curves)} curve "
-        f"points, {len(efficiency)} efficiency rows and {len(sweep)} sweep rows."
+        f"Built from {len(rows['recall'])} recall rows, {len(rows['lra'])} LRA rows, "
+        f"{len(rows['lra_curves'])} curve points, {len(rows['lra_efficiency'])} efficiency rows "
+        f"and {len(rows['sweep'])} sweep rows."
     )
     page = leaderboard.page(
-        shown_tables,
-        [(caption, png.read_bytes()) for caption, png in shown_figures],
+        rep.tables,
+        [(caption, png.read_bytes()) for caption, png in rep.figures],
         summary,
-        [
-            what if "make " in what else f"{what} (`make quickstart` or `make lra-all` makes them)"
-            for what in left_out
-        ],
-        {name: [(c, png.read_bytes()) for c, png in figs] for name, figs in beside.items()},
+        rep.hints,
+        {name: [(c, png.read_bytes()) for c, png in figs] for name, figs in rep.beside.items()},
     )
-    written.append(_write(out / "leaderboard.html", page))
-    return written, left_out
+    rep.written.append(_write(out / "leaderboard.html", page))
+    return rep.written, rep.left_out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

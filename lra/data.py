@@ -200,6 +200,9 @@ def status(root: Path) -> list[str]:
     lines = []
     for name in names():
         reader = lookup(name)[1]
+        if reader.made_from_params:  # no files: nothing to be present or missing
+            lines.append(f"{name:<10} made      {reader.task.obtain}")
+            continue
         try:
             source = reader.locate(root)
         except MissingData as exc:

@@ -1,22 +1,22 @@
-"""The CI gate on speed and memory: pytest-benchmark benchmarks compared against a baseline.
+"""What the CI gate measures, and the stored baseline (how it judges: runners.bench.judge; the
+base commit measured beside the change: runners.bench.paired).
 
-    python -m runners.bench check                 # = make bench-check: table + exit 1 on regression
+    python -m runners.bench check                 # = make bench-check: base and head, measured
+    python -m runners.bench check --stored        # this run against the stored baseline
     python -m runners.bench baseline              # = make bench-baseline: rewrite the baseline
     python -m runners.bench check -k lotformer    # a subset (pytest -k expression)
-    python -m runners.bench check --json now.json # keep this run's pytest-benchmark JSON
 
-The benchmarks (`tests/benchmarks/bench_zoo.py`, run by pytest-benchmark) are every mechanism,
-forward and forward_backward, at lengths that finish in seconds on a CPU (`cases`; the
-built-in mechanisms, and plugins when asked: --import FILE, --plugins). Each one
-records in its `extra_info`:
+The benchmarks (`cases`) are every mechanism, forward and forward_backward, at lengths that
+finish in seconds on a CPU (the built-in mechanisms, and plugins when asked: --import FILE,
+--plugins), each built by `prepare` at SETTINGS on one intra-op thread. Compared with a base
+commit, two worker processes time them (runners.bench.worker). For the stored baseline they
+run under pytest-benchmark (`tests/benchmarks/bench_zoo.py`, `run_case`), whose `extra_info`
+holds:
 - `peak_mem_bytes`: the sweep's memory meter (CPU: the allocator's own events, exact and the
-  same on every run; CUDA: `max_memory_allocated`). Checked exactly: an increase over
-  MEMORY_TOLERANCE fails.
-- `normalised`: the median time of the call divided by the median time of a fixed reference
-  workload (plain torch, not the zoo) timed in the same rounds, interleaved: one reference
-  call before every benchmarked call. Absolute times move between machines and drift on a
-  shared one; the ratio survives both. A ratio over the baseline's by more than
-  SPEED_THRESHOLD fails (the threshold comes from measured noise: docs/gate.md).
+  same on every run; CUDA: `max_memory_allocated`). An increase over MEMORY_TOLERANCE fails.
+- `normalised` and `normalised_samples`: the call's time over a fixed reference workload's
+  (plain torch, not the zoo), one reference call before every benchmarked call; the median,
+  and every round's ratio (what an interval against the baseline is computed from).
 
 The baseline is a pytest-benchmark JSON (so `pytest-benchmark compare` reads it too) at
 `results/bench/baseline-<device kind>.json`; a baseline made on another device kind is refused.
@@ -27,10 +27,8 @@ from __future__ import annotations
 import copy
 import gc
 import json
-import math
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -47,12 +45,13 @@ from attention_zoo.plugins import BUILT_IN
 from runners.measure import allocator
 from runners.measure.cases import AttentionCase, Settings, workload
 from runners.measure.meters import measure_memory
+from runners.results import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH_FILE = REPO / "tests" / "benchmarks" / "bench_zoo.py"
 BASELINES = REPO / "results" / "bench"
 
-SPEED_THRESHOLD = 1.3  # normalised time may grow by 30% before the gate fails (docs/gate.md: why)
+SPEED_THRESHOLD = 1.3  # FAIL: the whole 95% interval of the time ratio over 1.3 (docs/gate.md)
 MEMORY_TOLERANCE = 1.05  # peak bytes may grow by 5%
 THREADS = 1  # one intra-op thread: the other core's load does not change the timings
 TARGET_S = 2.0  # timed rounds per benchmark take about this long (bench + reference)
@@ -167,13 +166,18 @@ def _timer(device: torch.device) -> Callable[[Callable[[], object]], float]:
     return cpu_ms
 
 
+def prepare(case: Case, device: torch.device):
+    """The module, the call to time and the bytes its inputs hold, at the gate's settings (one
+    intra-op thread). Both the stored-baseline path and the paired workers build calls here."""
+    torch.set_num_threads(THREADS)
+    settings = Settings(device=device, **SETTINGS)
+    return workload(AttentionCase(case.method, (), case.seq_len, case.pass_), settings)
+
+
 def run_case(benchmark, case: Case, device: torch.device | None = None) -> dict[str, object]:
     """Measure `case` with pytest-benchmark's fixture; fills and returns its `extra_info`."""
     device = device or current_device()
-    torch.set_num_threads(THREADS)
-    settings = Settings(device=device, **SETTINGS)
-    cell = AttentionCase(case.method, (), case.seq_len, case.pass_)
-    attn, call, before = workload(cell, settings)
+    attn, call, before = prepare(case, device)
     reference = reference_workload(device)
     timer = _timer(device)
     call_ms, ref_ms = timer(call), timer(reference)  # warm-up, and the round estimate
@@ -198,8 +202,12 @@ def run_case(benchmark, case: Case, device: torch.device | None = None) -> dict[
     ref_times, call_times = ref_times[1:], call_times[1:]  # the warm-up round's
     info = {
         "normalised": statistics.median(call_times) / statistics.median(ref_times),
+        # each round's call over the reference call just before it: what an interval against
+        # this run is computed from (runners.bench.stats.unpaired)
+        "normalised_samples": [c / r for c, r in zip(call_times, ref_times, strict=True)],
         "call_ms": statistics.median(call_times),
         "reference_ms": statistics.median(ref_times),
+        "reference_samples": ref_times,  # the machine's noise in this run (runners.bench.judge)
         "peak_mem_bytes": int(peak),
         "device_kind": device_kind(device),
         "threads": THREADS,
@@ -213,120 +221,6 @@ def run_case(benchmark, case: Case, device: torch.device | None = None) -> dict[
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """One line of the check's table."""
-
-    name: str
-    base_norm: float | None
-    now_norm: float | None
-    base_mem: int | None
-    now_mem: int | None
-    verdict: str  # ok | slower | more memory | slower, more memory | new | gone
-    failed: bool
-
-    @property
-    def speed_ratio(self) -> float | None:
-        return self.now_norm / self.base_norm if self.base_norm and self.now_norm else None
-
-    @property
-    def memory_ratio(self) -> float | None:
-        return self.now_mem / self.base_mem if self.base_mem and self.now_mem else None
-
-
-def _name(info: dict) -> str:
-    """A benchmark's name from its extra_info: 'softmax-forward-512' (as Case.name)."""
-    return Case(info["method"], info["seq_len"], info["pass"]).name
-
-
-def _by_name(report: dict) -> dict[str, dict]:
-    """extra_info per benchmark name ('softmax-forward-512') of a pytest-benchmark JSON."""
-    out = {}
-    for b in report.get("benchmarks", []):
-        info = b.get("extra_info", {})
-        if "normalised" in info:
-            out[_name(info)] = info
-    return out
-
-
-def compare(
-    baseline: dict,
-    now: dict,
-    speed_threshold: float = SPEED_THRESHOLD,
-    memory_tolerance: float = MEMORY_TOLERANCE,
-    subset: bool = False,
-) -> list[Verdict]:
-    """A verdict per benchmark in either report (with `subset`, `now` ran a -k selection: the
-    baseline's others are left out, not "gone"); raises GateError across device kinds."""
-    base, cur = _by_name(baseline), _by_name(now)
-    if subset:
-        base = {name: info for name, info in base.items() if name in cur}
-    kinds = {i["device_kind"] for i in base.values()}, {i["device_kind"] for i in cur.values()}
-    if kinds[0] and kinds[1] and kinds[0] != kinds[1]:
-        raise GateError(
-            f"the baseline was made on {', '.join(sorted(kinds[0]))} and this run is on "
-            f"{', '.join(sorted(kinds[1]))}: timings and memory do not carry across device "
-            "kinds; make a baseline on this kind with `make bench-baseline`"
-        )
-    verdicts = []
-    for name in sorted(set(base) | set(cur)):
-        b, c = base.get(name), cur.get(name)
-        if b is None or c is None:
-            what = "new: not in the baseline" if b is None else "gone: in the baseline only"
-            verdicts.append(
-                Verdict(
-                    name,
-                    b and b["normalised"],
-                    c and c["normalised"],
-                    b and b["peak_mem_bytes"],
-                    c and c["peak_mem_bytes"],
-                    what,
-                    True,
-                )
-            )
-            continue
-        problems = []
-        if c["normalised"] > b["normalised"] * speed_threshold:
-            problems.append(f"{c['normalised'] / b['normalised']:.2f}x slower")
-        if c["peak_mem_bytes"] > b["peak_mem_bytes"] * memory_tolerance:
-            more = c["peak_mem_bytes"] / b["peak_mem_bytes"] - 1
-            problems.append(f"{more:.0%} more memory")
-        verdicts.append(
-            Verdict(
-                name,
-                b["normalised"],
-                c["normalised"],
-                b["peak_mem_bytes"],
-                c["peak_mem_bytes"],
-                ", ".join(problems) or "ok",
-                bool(problems),
-            )
-        )
-    return verdicts
-
-
-def table(verdicts: list[Verdict]) -> str:
-    """Every benchmark: baseline, now, ratio and verdict for time and memory."""
-
-    def num(x: float | None, fmt: str) -> str:
-        return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
-
-    header = (
-        f"{'benchmark':<34} {'base t/ref':>10} {'now t/ref':>10} {'ratio':>6} "
-        f"{'base MiB':>10} {'now MiB':>10} {'ratio':>6}  verdict"
-    )
-    lines = [header, "-" * len(header)]
-    for v in verdicts:
-        mib = lambda x: None if x is None else x / 2**20  # noqa: E731
-        lines.append(
-            f"{v.name:<34} {num(v.base_norm, '.3f'):>10} {num(v.now_norm, '.3f'):>10} "
-            f"{num(v.speed_ratio, '.2f'):>6} {num(mib(v.base_mem), '.1f'):>10} "
-            f"{num(mib(v.now_mem), '.1f'):>10} {num(v.memory_ratio, '.2f'):>6}  "
-            f"{'FAIL ' if v.failed else ''}{v.verdict}"
-        )
-    return "\n".join(lines)
-
-
-@dataclass(frozen=True)
 class Extra:
     """What the gate measures beyond the built-in mechanisms: `imports` (modules or .py
     files, loaded and gated) and, with `plugins`, every installed plugin."""
@@ -335,13 +229,19 @@ class Extra:
     plugins: bool = False
 
 
-def run_benchmarks(json_out: Path, select: str | None = None, extra: Extra = Extra()) -> dict:
-    """Run the benchmark file under pytest-benchmark in a fresh process; its JSON report."""
+def benchmark_environment(extra: Extra, device: torch.device) -> dict[str, str]:
+    """The environment of a benchmark process: the sweep's allocator on CPU (large blocks
+    fault in 2 MiB), and what it must import (IMPORTS_ENV) and gate (PLUGINS_ENV)."""
     env = dict(os.environ)
-    if current_device().type == "cpu":  # the sweep's allocator: large blocks fault in 2 MiB
+    if device.type == "cpu":
         env = allocator.environment_for("auto") or env
     imports = [str(Path(i).resolve()) if Path(i).is_file() else i for i in extra.imports]
     env[IMPORTS_ENV], env[PLUGINS_ENV] = json.dumps(imports), "1" if extra.plugins else "0"
+    return env
+
+
+def run_benchmarks(json_out: Path, select: str | None = None, extra: Extra = Extra()) -> dict:
+    """Run the benchmark file under pytest-benchmark in a fresh process; its JSON report."""
     cmd = [
         sys.executable,
         "-m",
@@ -357,6 +257,7 @@ def run_benchmarks(json_out: Path, select: str | None = None, extra: Extra = Ext
     ]
     if select:
         cmd += ["-k", select]
+    env = benchmark_environment(extra, current_device())
     done = subprocess.run(cmd, cwd=REPO, env=env)
     if done.returncode != 0:
         raise GateError(f"the benchmarks failed (pytest exit {done.returncode}); see above")
@@ -365,20 +266,39 @@ def run_benchmarks(json_out: Path, select: str | None = None, extra: Extra = Ext
 
 def merge_runs(reports: list[dict]) -> dict:
     """One baseline from several runs: the last report, each benchmark's `normalised` replaced
-    by its median over the runs (kept in `normalised_runs`). The memory meter is exact, so the
-    runs must agree on every peak; a disagreement is an error, not an average."""
+    by its median over the runs (kept in `normalised_runs`) and its `normalised_samples` by
+    every run's. The memory meter is exact, so the runs must agree on every peak; a
+    disagreement is an error, not an average."""
     merged = copy.deepcopy(reports[-1])
-    runs = [_by_name(r) for r in reports]
+    runs = [by_name(r) for r in reports]
     for b in merged["benchmarks"]:
         info = b["extra_info"]
-        name = _name(info)
+        name = benchmark_name(info)
         values = [r[name]["normalised"] for r in runs if name in r]
         peaks = {r[name]["peak_mem_bytes"] for r in runs if name in r}
         if len(peaks) > 1:
             raise GateError(f"{name}: peak memory differs between runs ({sorted(peaks)})")
         info["normalised_runs"] = values
         info["normalised"] = statistics.median(values)
+        info["normalised_samples"] = [
+            x for r in runs if name in r for x in r[name].get("normalised_samples", [])
+        ]
     return merged
+
+
+def benchmark_name(info: dict) -> str:
+    """A benchmark's name from its extra_info: 'softmax-forward-512' (as Case.name)."""
+    return Case(info["method"], info["seq_len"], info["pass"]).name
+
+
+def by_name(report: dict) -> dict[str, dict]:
+    """extra_info per benchmark name ('softmax-forward-512') of a pytest-benchmark JSON."""
+    out = {}
+    for b in report.get("benchmarks", []):
+        info = b.get("extra_info", {})
+        if "normalised" in info:
+            out[benchmark_name(info)] = info
+    return out
 
 
 def default_baseline() -> Path:
@@ -386,43 +306,12 @@ def default_baseline() -> Path:
 
 
 def write_baseline(path: Path, select: str | None, runs: int, extra: Extra = Extra()) -> None:
-    """Run the benchmarks `runs` times and write their merged report to `path` atomically."""
+    """Run the benchmarks `runs` times and write their merged report to `path` atomically:
+    a run that fails leaves the old baseline as it was."""
     with tempfile.TemporaryDirectory() as tmp:
         reports = [
             run_benchmarks(Path(tmp) / "now.json", select, extra) for _ in range(max(runs, 1))
         ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.tmp")
-    partial.write_text(json.dumps(merge_runs(reports), indent=2) + "\n")
-    partial.replace(path)
-    count = len(_by_name(reports[-1]))
+    write_json_atomic(path, merge_runs(reports))
+    count = len(by_name(reports[-1]))
     print(f"bench: wrote {path} ({count} benchmarks, median of {len(reports)} runs)")
-
-
-def check(
-    baseline: Path,
-    select: str | None,
-    threshold: float,
-    keep: Path | None,
-    extra: Extra = Extra(),
-) -> int:
-    """Run the benchmarks, print the table against `baseline`; 1 on a regression, else 0."""
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        now = run_benchmarks(Path(tmp) / "now.json", select, extra)
-        if keep:
-            shutil.copyfile(Path(tmp) / "now.json", keep)
-    verdicts = compare(json.loads(baseline.read_text()), now, threshold, subset=bool(select))
-    print(table(verdicts))
-    worst = max((v.speed_ratio for v in verdicts if v.speed_ratio), default=float("nan"))
-    print(
-        f"\nbench: {len(verdicts)} benchmarks against {baseline} in "
-        f"{time.perf_counter() - started:.0f} s; largest time ratio {worst:.2f} "
-        f"(threshold {threshold:g}); memory tolerance {MEMORY_TOLERANCE:g}"
-    )
-    failed = [v for v in verdicts if v.failed]
-    if failed:
-        print(f"bench: FAILED: {', '.join(f'{v.name} ({v.verdict})' for v in failed)}")
-        return 1
-    print("bench: passed")
-    return 0

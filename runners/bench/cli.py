@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--against",
         metavar="REF",
         help="check: the base commit measured beside the working tree (default: HEAD when the "
-        "working tree has changes, else HEAD~1)",
+        "working tree's attention_zoo/ has changes, else HEAD~1)",
     )
     parser.add_argument(
         "--stored",

@@ -100,12 +100,18 @@ def verdict(
     mem: tuple[int | None, int | None],
     threshold: float,
     tolerance: float = MEMORY_TOLERANCE,
+    check: stats.Interval | None = None,
     **more: object,
 ) -> Verdict:
     """The verdict on one benchmark: its interval judged against `threshold` (a point with no
-    interval is judged as a point), its peaks against `tolerance`."""
+    interval is judged as a point), its peaks against `tolerance`. With `check`, a second
+    measurement's interval (fresh processes), a FAIL stands only if the check FAILs too."""
     base_mem, now_mem = mem
     speed_verdict = stats.judge(speed, threshold) if speed else ""
+    unconfirmed = check is not None and stats.judge(check, threshold) != stats.FAIL
+    if speed_verdict == stats.FAIL and unconfirmed:
+        speed_verdict = stats.INCONCLUSIVE
+        more["note"] = f"the FAIL was not confirmed: {check} in fresh workers"
     memory_failed = bool(base_mem and now_mem and now_mem > base_mem * tolerance)
     return Verdict(name, base, now, speed, base_mem, now_mem, speed_verdict, memory_failed, **more)
 
@@ -167,8 +173,11 @@ def from_paired(
             continue
         base = statistics.median(m.base_ms)
         mem = (m.base_peak, m.head_peak)
+        check = m.check.interval() if m.check else None
         out.append(
-            verdict(m.case.name, base, now, m.interval(), mem, threshold, tolerance, busy=busy)
+            verdict(
+                m.case.name, base, now, m.interval(), mem, threshold, tolerance, check, busy=busy
+            )
         )
     return out
 
@@ -208,6 +217,7 @@ class Noise:
     spread: float
     reference_calls: int
     busy_mean: float | None
+    busy_min: float | None
     busy_max: float | None
     load_average: float | None
 
@@ -226,9 +236,11 @@ class Noise:
         if self.busy_mean is None:
             parts.append("the load of other processes unknown (no /proc/stat)")
         else:
+            changed = self.busy_max - self.busy_min > noise.BUSY_ABOVE
             parts.append(
-                f"other processes kept {self.busy_mean:.2f} of {noise.cores()} cores busy "
-                f"(at most {self.busy_max:.2f} during one benchmark)"
+                f"other processes kept {self.busy_mean:.2f} of {noise.cores()} cores busy on "
+                f"average, from {self.busy_min:.2f} to {self.busy_max:.2f} between benchmarks"
+                + (" (the load changed during the run: see the busy column)" if changed else "")
             )
         if self.load_average is not None:
             parts.append(f"load average {self.load_average:.2f} at the start")
@@ -242,6 +254,7 @@ def noise_of(measured: list[paired.Measured], load_average: float | None) -> Noi
         stats.spread(refs),
         len(refs),
         statistics.mean(busy) if busy else None,
+        min(busy) if busy else None,
         max(busy) if busy else None,
         load_average,
     )
@@ -366,5 +379,5 @@ def _check_stored(req: Request, started: float) -> int:
     print(f"bench: against the stored baseline {req.baseline}")
     print(table(verdicts))
     refs = [r for info in by_name(now).values() for r in info.get("reference_samples", [])]
-    seen = Noise(stats.spread(refs), len(refs), busy, busy, load)
+    seen = Noise(stats.spread(refs), len(refs), busy, busy, busy, load)
     return conclude(verdicts, seen, req.threshold, started)

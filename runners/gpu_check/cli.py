@@ -100,6 +100,7 @@ def _bench(ctx: Context, allotted: float) -> list[list[str]]:
         ctx.module(
             "runners.bench",
             "check",
+            "--stored",  # against the baseline just made (the machine may have no git history)
             "--baseline",
             baseline,
             "--json",

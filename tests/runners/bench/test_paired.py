@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from runners.bench import gate, judge, paired
+from runners.bench import gate, judge, paired, stats
 from runners.bench.cli import main as bench_main
 from tests.runners.bench.neighbour import busy_cores, neighbour
 from tests.runners.bench.test_gate import BASE
@@ -72,7 +72,9 @@ def test_under_a_neighbour_unchanged_is_never_fail_and_a_planted_slowdown_never_
         assert judge.from_paired([m])[0].state in ("ok", "inconclusive"), m.interval()
         assert m.busy and max(m.busy) > 0.5  # the gate saw the neighbour
     for m in slow:
-        assert judge.from_paired([m])[0].state in ("FAIL", "inconclusive"), m.interval()
+        state = judge.from_paired([m])[0].state
+        assert state in ("FAIL", "inconclusive"), m.interval()
+        assert state != "FAIL" or m.check is not None  # a FAIL is confirmed in fresh workers
 
 
 @pytest.mark.slow
@@ -149,6 +151,21 @@ def test_without_git_history_the_stored_baseline_is_used_and_said(tmp_path, monk
     assert "--against no-such-ref: no commit 'no-such-ref'" in capsys.readouterr().err
 
 
+def test_the_default_base_is_head_only_when_the_zoo_has_changed(tmp_path):
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "attention_zoo").mkdir()
+    (tmp_path / "attention_zoo" / "mine.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "zoo")
+    (tmp_path / "report.html").write_text("left by a test run")  # untracked, outside the zoo
+    assert paired.default_ref(tmp_path) == "HEAD~1"  # CI's clean checkout: the last commit
+    (tmp_path / "attention_zoo" / "new.py").write_text("y = 2\n")  # a new mechanism's file
+    assert paired.default_ref(tmp_path) == "HEAD"
+
+
 @pytest.mark.skipif(not in_git_checkout(), reason="needs the repository's git history")
 def test_the_base_zoo_is_the_commits(tmp_path):
     commit = paired.resolve("HEAD")
@@ -167,3 +184,28 @@ def test_k_selects_with_pytests_grammar():
     assert names == ["softmax-forward-512", "softmax-forward-1024", "softmax-forward-2048"]
     with pytest.raises(gate.GateError, match="selects none of the 30 benchmarks"):
         judge.selected("nosuchformer", gate.Extra())
+
+
+def test_a_neighbour_that_ends_mid_run_is_said():
+    quiet, busy = paired.Measured(SOFTMAX_FORWARD[0]), paired.Measured(SOFTMAX_FORWARD[1])
+    quiet.busy, busy.busy = [0.02], [1.9]
+    quiet.reference_ms = busy.reference_ms = [17.0, 17.2, 16.9]
+    seen = judge.noise_of([busy, quiet], load_average=1.0)
+    assert seen.noisy  # 0.96 cores on average
+    text = str(seen)
+    assert "from 0.02 to 1.90 between benchmarks (the load changed during the run" in text
+    steady = judge.noise_of([quiet], load_average=0.1)
+    assert not steady.noisy and "the load changed" not in str(steady)
+
+
+def test_a_fail_stands_only_if_fresh_workers_confirm_it():
+    fail, fresh_ok = stats.Interval(1.8, 1.65, 2.02, 24), stats.Interval(0.85, 0.7, 1.1, 24)
+    mem = (1000, 1000)
+    confirmed = judge.verdict(
+        "x", 1.0, 1.8, fail, mem, 1.3, check=stats.Interval(1.5, 1.4, 1.6, 12)
+    )
+    assert confirmed.state == "FAIL" and confirmed.verdict == "1.80x slower"
+    refuted = judge.verdict("x", 1.0, 1.8, fail, mem, 1.3, check=fresh_ok)
+    assert refuted.state == "inconclusive" and not refuted.failed
+    assert "the FAIL was not confirmed: 0.85 [0.70, 1.10] in fresh workers" in refuted.verdict
+    assert judge.verdict("x", 1.0, 1.0, fresh_ok, mem, 1.3, check=fail).state == "ok"

@@ -5,7 +5,8 @@
 
 It is a separate process (so its threads do not share our GIL) that multiplies 512x512 float
 matrices on `threads` intra-op threads until it is stopped, and stops by itself after
-`limit_s` even if the test that started it was killed, so it can never outlive a test run.
+`limit_s`, or as soon as the process that started it is gone (killed without running its
+`finally`), so it can never outlive a test run.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from contextlib import contextmanager
 from runners.bench import noise
 
 SCRIPT = """
-import sys, time, torch
+import os, sys, time, torch
 threads, limit_s = int(sys.argv[1]), float(sys.argv[2])
+parent = os.getppid()
 torch.set_num_threads(threads)
 a, b = torch.randn(512, 512), torch.randn(512, 512)
 print("ready", flush=True)
 end = time.monotonic() + limit_s
-while time.monotonic() < end:
+while time.monotonic() < end and os.getppid() == parent:  # orphaned: stop
     for _ in range(20):
         a = torch.tanh(a @ b)
 """

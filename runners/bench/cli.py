@@ -22,7 +22,7 @@ from runners.bench.judge import Request, check
 from runners.bench.paired import BUDGET_S
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m runners.bench",
         description="CI gate on speed and memory. check: measure the working tree and a "
@@ -89,6 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also gate every installed plugin mechanism (by default only the built-in ones, "
         "and those --import loads)",
     )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     load_imports(parser, args.imports)  # a missing one fails here, before any benchmark
     extra = Extra(tuple(args.imports), args.plugins)

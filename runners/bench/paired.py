@@ -197,7 +197,7 @@ class Sides:
 
     @property
     def pids(self) -> list[int]:
-        return [os.getpid(), self.base.pid, self.head.pid]
+        return [self.base.pid, self.head.pid]  # noise.sample adds this process
 
 
 @contextmanager

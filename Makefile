@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SMOKE  := data/smoke
 MINI   := data/mini
 
-.PHONY: help test test-fast test-tfds lint format clean sweep data-status quickstart lra-all lra-smoke lra-mini lra-mini-ablation recall recall-capacity report bench-check bench-baseline gpu-check
+.PHONY: help test test-fast test-tfds lint format clean sweep data-status quickstart lra-all lra-smoke lra-mini lra-mini-ablation recall recall-capacity claims claims-training report bench-check bench-baseline gpu-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -108,6 +108,21 @@ recall-capacity: $(STAMP)  ## the capacity knobs (lotformer r, performer nb_feat
 	    --set tasks.recall.data.pairs=$$pairs || status=$$?; \
 	  [ $$status -eq 143 ] && exit 143; \
 	done; done; done; $(MAKE) --no-print-directory report; exit $$status
+
+# the attention diagnostics the claims page reads (train.diagnostics, on in the mini and
+# recall profiles) for runs that finished before diagnostics existed: the same runs (same
+# config hashes) trained again into a folder of their own, seed by seed
+DIAGNOSED := softmax,sinkformer,lotformer
+DIAGNOSE = --methods $(DIAGNOSED) --out results/diagnostics --curves results/diagnostics_curves \
+	--checkpoints checkpoints/diagnostics
+
+claims-training: $(MINI)/.generated  ## the diagnostics runs of the claims page: softmax, sinkformer, lotformer on recall (32 pairs) and the mini ListOps, seeds 0,1,2, into results/diagnostics (~1.5 h; resumable)
+	@status=0; for seed in 0 1 2; do \
+	  $(BIN)/python -m runners.lra --profile recall --tasks recall --seeds $$seed $(DIAGNOSE) \
+	    || status=$$?; [ $$status -eq 143 ] && exit 143; \
+	  $(BIN)/python -m runners.lra --profile mini --tasks listops --seeds $$seed $(DIAGNOSE) \
+	    --data-dir $(MINI) || status=$$?; [ $$status -eq 143 ] && exit 143; \
+	done; $(MAKE) --no-print-directory report; exit $$status
 
 lra-all: $(STAMP)  ## every task with data x every mechanism x seeds 0,1,2 at the paper profile (GPU if any); resumable
 	$(BIN)/python -m lra.data status

@@ -15,6 +15,11 @@ from torch import Tensor, nn
 NEG = -1e30
 
 
+def future(seq_len: int, device: torch.device) -> Tensor:
+    """(N, N) bool, True where key j lies after query i: what a causal mask hides."""
+    return torch.ones(seq_len, seq_len, dtype=torch.bool, device=device).triu(1)
+
+
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype that accumulations run in: float32, or float64 for float64 inputs."""
     return torch.promote_types(dtype, torch.float32)
@@ -68,8 +73,18 @@ class Attention(nn.Module):
         A = self._matrix(q, k, mask)
         return A if mask is None else A.masked_fill(~mask[:, None, :, None], 0.0)
 
+    def causal_matrix(self, q: Tensor, k: Tensor) -> Tensor:
+        """The dense (B, H, N, N) matrix under a causal mask (query i sees keys j <= i), for
+        a mechanism that defines one; NotImplementedError for one that does not, ValueError
+        for one that cannot have one. Small N only."""
+        self._check(q, k, None, None)
+        return self._causal_matrix(q, k)
+
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
         raise NotImplementedError
+
+    def _causal_matrix(self, q: Tensor, k: Tensor) -> Tensor:
+        raise NotImplementedError(f"{self.name} defines no causal form")
 
     def _matrix(self, q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
         raise NotImplementedError

@@ -170,6 +170,14 @@ class LOTFormer(Attention):
             out = torch.cat([cls_out, out[:, :, c:]], dim=2)
         return out
 
+    def _causal_matrix(self, q: Tensor, k: Tensor) -> Tensor:
+        raise ValueError(
+            "lotformer has no causal form: every query reaches every key through the shared "
+            "pivots, so no mask can hide future keys, and doubly stochastic attention under a "
+            "causal mask collapses to the identity (LOTFormer, Appendix F); use it in "
+            "encoders, not autoregressive decoders"
+        )
+
     def _matrix(self, q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
         G1, G2t, log_sigma, n = self._plans(q, k, mask)
         A = n * torch.einsum("bhir,hr,bhjr->bhij", G1, torch.exp(-log_sigma), G2t)  # (B, H, N, N)

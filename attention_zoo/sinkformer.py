@@ -25,6 +25,7 @@ from attention_zoo.base import (
     NEG,
     Attention,
     compute_dtype,
+    future,
     one_of,
     positive_float,
     positive_int,
@@ -87,7 +88,7 @@ class Sinkformer(Attention):
         A = self._matrix(q, k, mask)  # (B, H, N, N), float32
         return (A @ v.to(A.dtype)).to(v.dtype)
 
-    def _matrix(self, q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
+    def _matrix(self, q: Tensor, k: Tensor, mask: Tensor | None, causal: bool = False) -> Tensor:
         dt = compute_dtype(q.dtype)
         scale = self.head_dim**-0.5 / self.eps
         S = (q.to(dt) @ k.to(dt).transpose(-2, -1)).mul_(scale)  # (B, H, N, N) log-kernel
@@ -95,6 +96,13 @@ class Sinkformer(Attention):
         if mask is not None:
             rows, cols = mask[:, None, :, None], mask[:, None, None, :]
             S = S.masked_fill(~(rows & cols), NEG)
+        if causal:  # the only doubly stochastic lower-triangular matrix is the identity
+            S = S.masked_fill(future(S.shape[-1], S.device), NEG)
         zero = S.new_zeros(())  # unit row and column sums: log-marginals 0
         f, g = sinkhorn_potentials(S, zero, zero, self.iters, True, rows, cols)
         return plan(S, f, g)
+
+    def _causal_matrix(self, q: Tensor, k: Tensor) -> Tensor:
+        """Sinkhorn on the kernel restricted to keys j <= i (dense at every N): as the
+        iterations go on it tends to the identity (LOTFormer, Appendix F)."""
+        return self._matrix(q, k, None, causal=True)

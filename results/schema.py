@@ -121,6 +121,16 @@ LRA_CURVES = pa.schema(
         ("lr", pa.float64()),
         ("tokens_per_s", pa.float64()),  # training throughput since the previous point
         ("train_seconds", pa.float64()),  # cumulative, evaluation excluded
+        # attention diagnostics (train.diagnostics, runners/lra/diagnostics.py): one value
+        # per layer, on a fixed validation batch; a step-0 point holds the initial ones
+        ("attn_colsum_dev", pa.list_(pa.float64())),
+        ("attn_rowsum_dev", pa.list_(pa.float64())),
+        ("attn_entropy", pa.list_(pa.float64())),
+        ("attn_rank", pa.list_(pa.float64())),
+        ("attn_rank_max", pa.list_(pa.float64())),
+        ("attn_colsum_quantiles", pa.list_(pa.list_(pa.float64()))),
+        ("diag_seconds", pa.float64()),
+        ("diag_skipped", pa.string()),  # why there are none (no attention_matrix, N too large)
     ]
 )
 

@@ -74,10 +74,14 @@ SPEC: dict[str, tuple[Callable[[object], bool], str]] = {
     "train.amp": (_choice("bf16", "none"), "'bf16' or 'none'"),
     "train.length": (_int(0), "an integer >= 0 (0 = the task's length)"),
     "train.stop_at": (_real(0.0, 1.0 + 1e-9), "a validation accuracy in [0, 1]; 0 = never"),
+    "train.diagnostics": (lambda v: isinstance(v, bool), "true or false"),
 }
 # keys a profile may leave out: absent, they are absent from the configuration too (the
 # code reads their default), so that adding one leaves every earlier run's hash as it was
-OPTIONAL = {"train.stop_at": 0}
+OPTIONAL = {"train.stop_at": 0, "train.diagnostics": False}
+# keys that change what a run records, not what it trains (runners/lra/diagnostics.py): a
+# run's identity leaves them out, so turning one on does not make a finished run new
+UNRECORDED_IN_HASH = ("train.diagnostics",)
 # [data] (usually per task): the parameters that make the task's data, declared by the task
 # (`lra.task(name).data_params`, checked by its `check_data`). For a task read from disk
 # they are the generator parameters its data must have been made with (`python -m lra.data
@@ -253,6 +257,16 @@ def _method_options(methods: dict, method: str, model: dict) -> dict:
     return {**zoo.info(method).defaults, **given}
 
 
+def identity(cfg: dict) -> dict:
+    """What makes a run the run it is: the configuration less UNRECORDED_IN_HASH (the
+    configs/<hash>.json beside the rows holds it)."""
+    kept = copy.deepcopy(cfg)
+    for key in UNRECORDED_IN_HASH:
+        section, name = key.split(".")
+        kept.get(section, {}).pop(name, None)
+    return kept
+
+
 def config_hash(cfg: dict) -> str:
-    """Identity of a run's configuration (seed apart): 12 hex digits."""
-    return hashlib.sha1(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:12]
+    """Identity of a run's configuration (seed apart): 12 hex digits of `identity`."""
+    return hashlib.sha1(json.dumps(identity(cfg), sort_keys=True).encode()).hexdigest()[:12]

@@ -222,7 +222,9 @@ def train_runs(
         if (splits := tasks.load(run, say)) is None:
             continue
         if dist.main:
-            write_json_atomic(where.out / "configs" / f"{run.config_hash}.json", run.cfg)
+            write_json_atomic(
+                where.out / "configs" / f"{run.config_hash}.json", lra_config.identity(run.cfg)
+            )
         try:
             outcome = train(
                 run,

@@ -39,6 +39,7 @@ from lra.models import ModelConfig, build_model
 from lra.registry import TaskInfo
 from lra.registry import task as lra_task
 from results import schema
+from runners.lra.diagnostics import Probe
 from runners.lra.distributed import SINGLE, Dist
 from runners.measure.meters import tensor_bytes
 from runners.results import PartWriter
@@ -288,6 +289,8 @@ class _Training:
             self.curve = _CurveRows()
         self.state = TrainingState()
         self.net = None  # what trains (DDP-wrapped); `model` is evaluated and saved
+        wanted = self.t.get("diagnostics", False) and dist.main
+        self.probe = Probe(self.model, splits["val"], device) if wanted else None
 
     def resume(self) -> None:
         """Load the run's checkpoint, if there is one: weights, optimizer, random state, curve."""
@@ -348,13 +351,10 @@ class _Training:
         self.state.window_s += time.perf_counter() - t0
         return lr, float(reduced[0]) / len(idx), bool(reduced[1]), peak
 
-    def validate(self, step: int, lr: float) -> float:
-        """Validation accuracy at `step`: a curve point, the best weights kept, a checkpoint."""
-        t, s = self.t, self.state
-        data, limit = self.splits["val"], t["eval_examples"]
-        val = evaluate(self.model, data, self.device, t["batch"], t["amp"], limit, self.dist)
-        s.train_seconds += s.window_s
+    def _point(self, step: int, **values) -> None:
+        """A learning-curve point, with the attention diagnostics when they are on."""
         run = self.run
+        diagnostics = self.probe.columns() if self.probe else {}
         self.curve.append(
             {
                 "task": run.task,
@@ -363,12 +363,31 @@ class _Training:
                 "profile": self.cfg["profile"],
                 "config_hash": run.config_hash,
                 "step": step,
-                "train_loss": float(np.mean(s.losses)),
-                "val_accuracy": val,
-                "lr": lr,
-                "tokens_per_s": len(s.losses) * self.tokens_per_step / max(s.window_s, 1e-9),
-                "train_seconds": s.train_seconds,
+                **values,
+                **diagnostics,
             }
+        )
+
+    def initial_point(self) -> None:
+        """Before the first step, with diagnostics on: a step-0 point holding only them (the
+        attention at initialisation; no loss or accuracy yet)."""
+        if self.probe and self.state.step == 0 and not self.curve.rows:
+            nan = float("nan")
+            self._point(0, train_loss=nan, val_accuracy=nan, lr=0.0, train_seconds=0.0)
+
+    def validate(self, step: int, lr: float) -> float:
+        """Validation accuracy at `step`: a curve point, the best weights kept, a checkpoint."""
+        t, s = self.t, self.state
+        data, limit = self.splits["val"], t["eval_examples"]
+        val = evaluate(self.model, data, self.device, t["batch"], t["amp"], limit, self.dist)
+        s.train_seconds += s.window_s
+        self._point(
+            step,
+            train_loss=float(np.mean(s.losses)),
+            val_accuracy=val,
+            lr=lr,
+            tokens_per_s=len(s.losses) * self.tokens_per_step / max(s.window_s, 1e-9),
+            train_seconds=s.train_seconds,
         )
         s.losses, s.window_s = [], 0.0
         if val > s.best_acc:
@@ -418,6 +437,7 @@ def train(
     """Train `run` (resuming from its checkpoint if there is one) and evaluate it."""
     training = _Training(run, splits, device, checkpoints, curves, dist)
     training.resume()
+    training.initial_point()
     state, steps, every = training.state, run.cfg["train"]["steps"], run.cfg["train"]["eval_every"]
     training.model.train()
     if device.type == "cuda":

@@ -33,10 +33,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from reports import figures, leaderboard, recall, style, tables
+import pandas as pd
+
+from reports import claims, claims_figures, figures, leaderboard, recall, style, tables
 from reports.data import (
     EFFICIENCY_SETTING,
     SWEEP_SETTING,
@@ -58,9 +61,206 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-SOURCES = ("recall", "recall_curves", "lra", "lra_ablation", "lra_ablation_curves",
-           "lra_curves", "lra_efficiency", "sweep")  # fmt: skip
 MAKES_THEM = "`make quickstart` or `make lra-all` makes them"
+
+
+@dataclass(frozen=True)
+class TableOut:
+    """A table a section writes (md, tex, csv) and shows, with the figures shown under it."""
+
+    stem: str
+    table: tables.Table
+
+
+@dataclass(frozen=True)
+class FigureOut:
+    """A figure a section writes (png, pdf), shown under table `under` or with the others."""
+
+    stem: str
+    fig: object
+    caption: str
+    under: str | None = None
+
+
+@dataclass(frozen=True)
+class Left:
+    """Something a section could not build, why, and the command that makes its rows."""
+
+    what: str
+    how: str = MAKES_THEM
+
+
+Output = TableOut | FigureOut | Left
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of the report: the results folders it reads, a pure function from their
+    rows to its outputs, and what the page says when none of those folders has rows."""
+
+    name: str
+    reads: tuple[str, ...]
+    build: Callable[[dict[str, pd.DataFrame]], list[Output]]
+    missing: Left | None  # None: the sections it draws on say it
+    needs: tuple[str, ...] = ()  # built when one of these has rows (default: `reads`)
+
+
+def _recall(rows: dict) -> list[Output]:
+    """Per recall data setting: its tables, its figures under them."""
+    out: list[Output] = []
+    for name, part in recall.recall_settings(recall.recall_runs(rows["recall"])):
+        out += [
+            TableOut(f"recall_accuracy_{name}", recall.recall_accuracy(part)),
+            FigureOut(
+                f"recall_pairs_{name}",
+                recall.accuracy_vs_pairs(part),
+                f"Recall: accuracy vs pairs: recall_pairs_{name}.pdf",
+                under=f"recall_accuracy_{name}",
+            ),
+            TableOut(f"recall_capacity_{name}", recall.recall_capacity(part)),
+            TableOut(f"recall_vs_softmax_{name}", recall.recall_vs_softmax(part)),
+            TableOut(f"recall_steps_{name}", recall.recall_steps(part, rows["recall_curves"])),
+            FigureOut(
+                f"recall_speed_{name}",
+                recall.accuracy_vs_speed(part),
+                f"Recall: accuracy vs training speed: recall_speed_{name}.pdf",
+                under=f"recall_steps_{name}",
+            ),
+        ]
+    return out
+
+
+def _claims(rows: dict) -> list[Output]:
+    """The claims table, and its figures under it where their rows exist."""
+    out: list[Output] = [TableOut("claims", claims.claims_table(rows))]
+    for stem, make, caption in (
+        ("claims_column_sums", claims_figures.column_sums, "Sinkformers' Figure 2 here"),
+        ("claims_causal", claims_figures.causal_collapse, "Sinkhorn under a causal mask"),
+        ("claims_pivots", claims_figures.capacity, "LOTFormer's r and eps"),
+    ):
+        fig = make(rows)
+        if fig is None:
+            out.append(Left(f"{caption}: no rows", "`make claims`, `make claims-training`"))
+        else:
+            out.append(FigureOut(stem, fig, f"{caption}: {stem}.pdf", under="claims"))
+    return out
+
+
+def _accuracy_tables(rows: dict) -> dict[str, tables.Table]:
+    """profile -> its LRA accuracy table (read by the accuracy and the bubble sections)."""
+    lra = rows["lra"]
+    return {
+        profile: tables.lra_accuracy(
+            lra, profile, tables.published_accuracy(), comparable=profile == "paper"
+        )
+        for profile in (sorted(set(lra["profile"])) if len(lra) else [])
+    }
+
+
+def _accuracy(rows: dict) -> list[Output]:
+    """The LRA accuracy, difference and ablation tables, by profile."""
+    lra, ablation = rows["lra"], rows["lra_ablation"]
+    out: list[Output] = []
+    for profile, table in _accuracy_tables(rows).items():
+        out.append(TableOut(f"lra_accuracy_{profile}", table))
+        out.append(TableOut(f"lra_vs_softmax_{profile}", tables.lra_vs_softmax(lra, profile)))
+    for profile in sorted(set(ablation["profile"])) if len(ablation) else []:
+        out.append(TableOut(f"lra_ablation_{profile}", tables.lra_ablation(ablation, lra, profile)))
+    return out
+
+
+def _efficiency(rows: dict) -> list[Output]:
+    """LRA's efficiency tables, one per setting."""
+    return [
+        TableOut(
+            f"lra_efficiency_{name}",
+            tables.lra_efficiency(part, tables.published_efficiency()),
+        )
+        for name, part in settings(rows["lra_efficiency"], EFFICIENCY_SETTING)
+    ]
+
+
+def _sweep(rows: dict) -> list[Output]:
+    """The scaling figures (defaults, option variants) and the throughput tables."""
+    sweep, out = rows["sweep"], []
+    defaults = marked_defaults(sweep)
+    for name, part in settings(sweep, SWEEP_SETTING):
+        main, variants = configurations(part, defaults)
+        out.append(
+            FigureOut(
+                f"scaling_{name}", figures.scaling(main), f"Scaling sweep: scaling_{name}.pdf"
+            )
+        )
+        if len(variants):
+            stem = f"scaling_variants_{name}"
+            fig = figures.scaling(variants, "Option variants")
+            caption = f"Option variants, each mechanism beside its default: {stem}.pdf"
+            out.append(FigureOut(stem, fig, caption))
+        if "flops" in part and part["flops"].notna().any():
+            out.append(TableOut(f"sweep_tflops_{name}", tables.sweep_throughput(part)))
+    return out
+
+
+def _majority(rows: pd.DataFrame, profile: str, task: str | None = None) -> float | None:
+    val = rows[(rows["profile"] == profile) & (rows["split"] == "val")]
+    if task is not None:
+        val = val[val["task"] == task]
+    return float(val["majority_accuracy"].iloc[0]) if len(val) else None
+
+
+def _curves(rows: dict) -> list[Output]:
+    """Learning curves of the shown runs, and of the ablations beside their mechanisms."""
+    lra, ablation, curves = rows["lra"], rows["lra_ablation"], rows["lra_curves"]
+    out: list[Output] = []
+    shown = current_curves(curves, lra)
+    for (profile, task), part in shown.groupby(["profile", "task"]) if len(shown) else []:
+        fig = figures.learning_curves(part, _majority(lra, profile, task))
+        caption = f"Learning curves: curves_{profile}_{task}.pdf"
+        out.append(FigureOut(f"curves_{profile}_{task}", fig, caption))
+    variants = ablation_curves(ablation, rows["lra_ablation_curves"], lra, curves)
+    for (profile, task), part in variants.groupby(["profile", "task"]) if len(variants) else []:
+        caption = f"Ablation learning curves: curves_ablation_{profile}_{task}.pdf"
+        fig = figures.learning_curves(part, _majority(ablation, profile))
+        out.append(FigureOut(f"curves_ablation_{profile}_{task}", fig, caption))
+    return out
+
+
+def _bubbles(rows: dict) -> list[Output]:
+    """Speed x accuracy x memory for every (profile, efficiency setting) with both."""
+    out: list[Output] = []
+    efficiency = list(settings(rows["lra_efficiency"], EFFICIENCY_SETTING))
+    for profile, table in _accuracy_tables(rows).items():
+        for name, part in efficiency:
+            points, what = figures.bubble_points(table, part)
+            if points.empty:
+                out.append(Left(f"bubble {profile} x {name}: no mechanism has both"))
+                continue
+            stem = f"bubble_{profile}_{name}"
+            fig = figures.bubble(points, what, part, profile)
+            out.append(FigureOut(stem, fig, f"Speed, accuracy and memory: {stem}.pdf"))
+    return out
+
+
+# the report, in the page's order: adding a section is one entry here
+SECTIONS = (
+    Section("recall", ("recall", "recall_curves"), _recall,
+            Left("recall section: no rows in results/recall", "`make recall` makes them")),
+    Section("claims", ("claims", "diagnostics", "diagnostics_curves", "lra", "lra_ablation",
+                       "recall", "sweep"), _claims,
+            Left("claims page: no rows", "`make claims` makes the zoo's")),
+    Section("accuracy", ("lra", "lra_ablation"), _accuracy,
+            Left("LRA accuracy table and bubble chart: no rows in results/lra"), needs=("lra",)),
+    Section("efficiency", ("lra_efficiency",), _efficiency,
+            Left("LRA efficiency table: no rows in results/lra_efficiency")),
+    Section("sweep", ("sweep",), _sweep, Left("scaling figures: no rows in results/sweep")),
+    Section("curves", ("lra", "lra_ablation", "lra_curves", "lra_ablation_curves"), _curves,
+            Left("learning curves: no rows in results/lra_curves"), needs=("lra_curves",)),
+    Section("bubbles", ("lra", "lra_efficiency"), _bubbles, None,
+            needs=("lra_efficiency",)),
+)  # fmt: skip
+SOURCES = tuple(dict.fromkeys(name for s in SECTIONS for name in s.reads))
+# the folders of which one must have rows for a report to be worth building
+ANY_OF = ("lra", "lra_curves", "lra_efficiency", "sweep", "recall", "claims")
 
 
 class _Report:
@@ -76,124 +276,21 @@ class _Report:
         self.left_out: list[str] = []  # "what: why"
         self.hints: list[str] = []  # the same, with the command that makes them
 
-    def table(self, table: tables.Table, stem: str) -> None:
-        self.written += [
-            _write(self.out / f"{stem}{suffix}", render(table)) for suffix, render in RENDERERS
-        ]
-        self.tables.append((stem, table))
-
-    def figure(self, fig: object, stem: str, caption: str, under: str | None = None) -> None:
-        paths = style.save(fig, self.out / stem)
-        self.written += paths
-        shown = self.beside.setdefault(under, []) if under else self.figures
-        shown.append((caption, paths[0]))
-
-    def missing(self, what: str, how: str = MAKES_THEM) -> None:
-        self.left_out.append(what)
-        self.hints.append(f"{what} ({how})")
-
-
-def _recall(rep: _Report, rows: dict) -> None:
-    """The recall section, first: per data setting its tables, figures under them."""
-    runs = recall.recall_runs(rows["recall"])
-    for name, part in recall.recall_settings(runs):
-        rep.table(recall.recall_accuracy(part), f"recall_accuracy_{name}")
-        rep.figure(
-            recall.accuracy_vs_pairs(part),
-            f"recall_pairs_{name}",
-            f"Recall: accuracy vs pairs: recall_pairs_{name}.pdf",
-            under=f"recall_accuracy_{name}",
-        )
-        rep.table(recall.recall_capacity(part), f"recall_capacity_{name}")
-        rep.table(recall.recall_vs_softmax(part), f"recall_vs_softmax_{name}")
-        rep.table(recall.recall_steps(part, rows["recall_curves"]), f"recall_steps_{name}")
-        rep.figure(
-            recall.accuracy_vs_speed(part),
-            f"recall_speed_{name}",
-            f"Recall: accuracy vs training speed: recall_speed_{name}.pdf",
-            under=f"recall_steps_{name}",
-        )
-    if runs.empty:
-        rep.missing("recall section: no rows in results/recall", "`make recall` makes them")
-
-
-def _accuracy(rep: _Report, rows: dict) -> dict[str, tables.Table]:
-    """The LRA accuracy, difference and ablation tables; the accuracy tables by profile."""
-    lra, ablation = rows["lra"], rows["lra_ablation"]
-    accuracy = {}
-    for profile in sorted(set(lra["profile"])) if len(lra) else []:
-        accuracy[profile] = tables.lra_accuracy(
-            lra, profile, tables.published_accuracy(), comparable=profile == "paper"
-        )
-        rep.table(accuracy[profile], f"lra_accuracy_{profile}")
-        rep.table(tables.lra_vs_softmax(lra, profile), f"lra_vs_softmax_{profile}")
-    for profile in sorted(set(ablation["profile"])) if len(ablation) else []:
-        rep.table(tables.lra_ablation(ablation, lra, profile), f"lra_ablation_{profile}")
-    if lra.empty:
-        rep.missing("LRA accuracy table and bubble chart: no rows in results/lra")
-    return accuracy
-
-
-def _efficiency(rep: _Report, rows: dict) -> list[tuple[str, object]]:
-    """LRA's efficiency tables, one per setting; the settings."""
-    found = list(settings(rows["lra_efficiency"], EFFICIENCY_SETTING))
-    for name, part in found:
-        rep.table(
-            tables.lra_efficiency(part, tables.published_efficiency()), f"lra_efficiency_{name}"
-        )
-    if rows["lra_efficiency"].empty:
-        rep.missing("LRA efficiency table: no rows in results/lra_efficiency")
-    return found
-
-
-def _sweep(rep: _Report, rows: dict) -> None:
-    """The scaling figures (defaults, option variants) and the throughput tables."""
-    sweep = rows["sweep"]
-    defaults = marked_defaults(sweep)
-    for name, part in settings(sweep, SWEEP_SETTING):
-        main, variants = configurations(part, defaults)
-        rep.figure(figures.scaling(main), f"scaling_{name}", f"Scaling sweep: scaling_{name}.pdf")
-        if len(variants):
-            stem = f"scaling_variants_{name}"
-            fig = figures.scaling(variants, "Option variants")
-            rep.figure(fig, stem, f"Option variants, each mechanism beside its default: {stem}.pdf")
-        if "flops" in part and part["flops"].notna().any():
-            rep.table(tables.sweep_throughput(part), f"sweep_tflops_{name}")
-    if sweep.empty:
-        rep.missing("scaling figures: no rows in results/sweep")
-
-
-def _curves(rep: _Report, rows: dict) -> None:
-    """Learning curves of the shown runs, and of the ablations beside their mechanisms."""
-    lra, ablation, curves = rows["lra"], rows["lra_ablation"], rows["lra_curves"]
-    shown = current_curves(curves, lra)
-    for (profile, task), part in shown.groupby(["profile", "task"]) if len(shown) else []:
-        val = lra[(lra["profile"] == profile) & (lra["task"] == task) & (lra["split"] == "val")]
-        majority = float(val["majority_accuracy"].iloc[0]) if len(val) else None
-        caption = f"Learning curves: curves_{profile}_{task}.pdf"
-        rep.figure(figures.learning_curves(part, majority), f"curves_{profile}_{task}", caption)
-    variants = ablation_curves(ablation, rows["lra_ablation_curves"], lra, curves)
-    for (profile, task), part in variants.groupby(["profile", "task"]) if len(variants) else []:
-        val = ablation[(ablation["profile"] == profile) & (ablation["split"] == "val")]
-        majority = float(val["majority_accuracy"].iloc[0]) if len(val) else None
-        caption = f"Ablation learning curves: curves_ablation_{profile}_{task}.pdf"
-        fig = figures.learning_curves(part, majority)
-        rep.figure(fig, f"curves_ablation_{profile}_{task}", caption)
-    if curves.empty:
-        rep.missing("learning curves: no rows in results/lra_curves")
-
-
-def _bubbles(rep: _Report, accuracy: dict, efficiency: list) -> None:
-    """Speed x accuracy x memory for every (profile, efficiency setting) with both."""
-    for profile, table in accuracy.items():
-        for name, part in efficiency:
-            points, what = figures.bubble_points(table, part)
-            if points.empty:
-                rep.missing(f"bubble {profile} x {name}: no mechanism has both")
-                continue
-            stem = f"bubble_{profile}_{name}"
-            fig = figures.bubble(points, what, part, profile)
-            rep.figure(fig, stem, f"Speed, accuracy and memory: {stem}.pdf")
+    def add(self, item: Output) -> None:
+        if isinstance(item, TableOut):
+            self.written += [
+                _write(self.out / f"{item.stem}{suffix}", render(item.table))
+                for suffix, render in RENDERERS
+            ]
+            self.tables.append((item.stem, item.table))
+        elif isinstance(item, FigureOut):
+            paths = style.save(item.fig, self.out / item.stem)
+            self.written += paths
+            shown = self.beside.setdefault(item.under, []) if item.under else self.figures
+            shown.append((item.caption, paths[0]))
+        else:
+            self.left_out.append(item.what)
+            self.hints.append(f"{item.what} ({item.how})")
 
 
 def build(results: Path, out: Path) -> tuple[list[Path], list[str]]:
@@ -202,24 +299,25 @@ def build(results: Path, out: Path) -> tuple[list[Path], list[str]]:
     rows = {name: read_results(results / name, skipped) for name in SOURCES}
     for line in skipped:
         print(f"warning: {line}", file=sys.stderr)
-    if all(rows[n].empty for n in ("lra", "lra_curves", "lra_efficiency", "sweep", "recall")):
+    if all(rows[n].empty for n in ANY_OF):
         raise FileNotFoundError(
-            f"no result rows under {results}/(recall, lra, lra_curves, lra_efficiency, sweep): run "
+            f"no result rows under {results}/({', '.join(ANY_OF)}): run "
             "`make quickstart` (CPU smoke: training + sweep) or `make lra-all` first, or point "
             "--results at a results folder"
         )
     out.mkdir(parents=True, exist_ok=True)
     rep = _Report(out)
-    _recall(rep, rows)
-    accuracy = _accuracy(rep, rows)
-    efficiency = _efficiency(rep, rows)
-    _sweep(rep, rows)
-    _curves(rep, rows)
-    _bubbles(rep, accuracy, efficiency)
+    for section in SECTIONS:
+        if all(rows[name].empty for name in section.needs or section.reads):
+            if section.missing:
+                rep.add(section.missing)
+            continue
+        for item in section.build(rows):
+            rep.add(item)
     summary = (
         f"Built from {len(rows['recall'])} recall rows, {len(rows['lra'])} LRA rows, "
-        f"{len(rows['lra_curves'])} curve points, {len(rows['lra_efficiency'])} efficiency rows "
-        f"and {len(rows['sweep'])} sweep rows."
+        f"{len(rows['lra_curves'])} curve points, {len(rows['lra_efficiency'])} efficiency rows, "
+        f"{len(rows['sweep'])} sweep rows and {len(rows['claims'])} claim measurements."
     )
     page = leaderboard.page(
         rep.tables,

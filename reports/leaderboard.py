@@ -35,6 +35,8 @@ thead th[aria-sort=descending]::after { content: " \\25BC"; }
 tbody.reported { color: #555; font-style: italic; }
 tbody.reported tr:first-child td { border-top: 2px solid #999; }
 tbody.reported-label td { border-top: 2px solid #999; color: #8a3b00; font-weight: bold; }
+table.words td, table.words th { white-space: normal; text-align: left; min-width: 6rem; }
+table.words td:first-child { min-width: 13rem; } table.words td:nth-child(3) { min-width: 20rem; }
 td.best { font-weight: 700; }
 td.missing { color: #999; }
 tr:hover td { background: #fafae6; }
@@ -97,12 +99,15 @@ def _cell_html(table: tables.Table, cell: tables.TableCell) -> str:
 def table_html(table: tables.Table, table_id: str) -> str:
     """A sortable <table> with ours and reported rows in separate bodies, notes under it."""
     higher = table.higher_is_better or [True] * len(table.columns)
-    head = ['<th data-type="text" data-first="ascending">method</th>']
+    label = html.escape(table.row_label)
+    head = [f'<th data-type="text" data-first="ascending">{label}</th>']
+    kind = "text" if table.wrap else "num"
     for column, up in zip(table.columns, higher, strict=True):
         first = "descending" if up else "ascending"
-        head.append(f'<th data-type="num" data-first="{first}">{html.escape(column)}</th>')
+        head.append(f'<th data-type="{kind}" data-first="{first}">{html.escape(column)}</th>')
+    classes = "sortable words" if table.wrap else "sortable"
     out = [
-        f'<table class="sortable" id="{table_id}">',
+        f'<table class="{classes}" id="{table_id}">',
         f"<caption hidden>{html.escape(table.title)}</caption>",
         f"<thead><tr>{''.join(head)}</tr></thead>",
     ]

@@ -50,6 +50,8 @@ class Table:
     sources: dict[str, str] = field(default_factory=dict)  # rows of a plugin mechanism: its source
     legend: str = ""  # one line under the table saying what a cell is
     reported_label: str = ""  # a line heading the reported rows (e.g. why they differ)
+    row_label: str = "method"  # the first column's heading
+    wrap: bool = False  # cells of words (a table of claims): wrapped, sorted as text
 
 
 def add_note(table: Table, text: str) -> int:
@@ -136,7 +138,7 @@ def format_cell(cell: TableCell) -> str:
 
 def to_markdown(table: Table) -> str:
     """GitHub Markdown: best of our rows in bold, footnotes as [n]."""
-    header = ["method", *table.columns]
+    header = [table.row_label, *table.columns]
     lines = [f"**{table.title}**", "", "| " + " | ".join(header) + " |"]
     lines.append("|---|" + "---:|" * len(table.columns))
     for name, cells in [*table.ours.items(), *table.reported.items()]:
@@ -171,9 +173,18 @@ def to_latex(table: Table) -> str:
     """A booktabs tabular: best of our rows in bold, reported rows under a midrule."""
     lines = [
         f"% {table.title}",
-        r"\begin{tabular}{l" + "r" * len(table.columns) + "}",
+        r"\begin{tabular}{"
+        + ("p{4cm}" if table.wrap else "l")
+        + ("p{3cm}" if table.wrap else "r") * len(table.columns)
+        + "}",
         r"\toprule",
-        " & ".join(["Method", *(_tex(c[:1].upper() + c[1:]) for c in table.columns)]) + r" \\",
+        " & ".join(
+            [
+                _tex(table.row_label.capitalize()),
+                *(_tex(c[:1].upper() + c[1:]) for c in table.columns),
+            ]
+        )
+        + r" \\",
         r"\midrule",
     ]
 

@@ -134,6 +134,25 @@ LRA_CURVES = pa.schema(
     ]
 )
 
+# results/claims: the zoo-level measurements behind the claims page (runners/claims.py), one
+# row per (check, mechanism, options, N, iterations, seed, metric)
+CLAIMS = pa.schema(
+    [
+        *PROVENANCE,
+        ("measured_at", pa.string()),
+        ("check", pa.string()),  # causal | sinkhorn_one_is_softmax | lotformer_doubly_stochastic
+        ("method", pa.string()),
+        ("method_options", pa.string()),  # JSON of the options given
+        ("seq_len", pa.int64()),
+        ("iters", pa.int64()),
+        ("seed", pa.int64()),
+        ("dtype", pa.string()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+        ("note", pa.string()),
+    ]
+)
+
 # results/lra_efficiency: training steps/s and peak memory per (mechanism, N)
 LRA_EFFICIENCY = pa.schema(
     [
@@ -167,6 +186,9 @@ TABLES = {
     "recall": LRA,  # associative recall (make recall): LRA rows, data_params set
     "recall_curves": LRA_CURVES,
     "lra_efficiency": LRA_EFFICIENCY,
+    "diagnostics": LRA,  # runs trained again with attention diagnostics (make claims-training)
+    "diagnostics_curves": LRA_CURVES,
+    "claims": CLAIMS,
 }
 
 

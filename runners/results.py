@@ -88,10 +88,17 @@ class PartWriter:
 
     def append(self, row: dict) -> None:
         """Add one row and rewrite the part; unknown columns are an error, missing ones null."""
-        extra = set(row) - set(self.schema.names)
-        if extra:
-            raise ValueError(f"columns {sorted(extra)} are not in the schema of {self.path.name}")
-        self.rows.append(row)
+        self.extend([row])
+
+    def extend(self, rows: list[dict]) -> None:
+        """Add `rows` and rewrite the part once (append's checks, for each row)."""
+        for row in rows:
+            extra = set(row) - set(self.schema.names)
+            if extra:
+                raise ValueError(
+                    f"columns {sorted(extra)} are not in the schema of {self.path.name}"
+                )
+        self.rows.extend(rows)
         write_table_atomic(self.rows, self.schema, self.path)
 
 

@@ -96,7 +96,8 @@ class Probe:
                 caught = self._caught()
                 per_layer = [self._summary(self.layers[i], calls) for i, calls in caught.items()]
         except NotImplementedError as exc:
-            self.skipped = f"{type(self.layers[0]).__name__} has no attention_matrix ({exc})"
+            detail = f" ({exc})" if str(exc) else ""
+            self.skipped = f"{type(self.layers[0]).__name__} has no attention_matrix{detail}"
             return {"diag_skipped": self.skipped}
         finally:
             self.model.train(was_training)

@@ -109,6 +109,10 @@ recall-capacity: $(STAMP)  ## the capacity knobs (lotformer r, performer nb_feat
 	  [ $$status -eq 143 ] && exit 143; \
 	done; done; done; $(MAKE) --no-print-directory report; exit $$status
 
+claims: $(STAMP)  ## the zoo-level measurements of the claims page (Sinkhorn under a causal mask, Sinkhorn(1) = softmax, lotformer doubly stochastic at init) into results/claims, then the report (~1 min)
+	$(BIN)/python -m runners.claims
+	$(MAKE) --no-print-directory report
+
 # the attention diagnostics the claims page reads (train.diagnostics, on in the mini and
 # recall profiles) for runs that finished before diagnostics existed: the same runs (same
 # config hashes) trained again into a folder of their own, seed by seed

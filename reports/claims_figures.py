@@ -102,8 +102,10 @@ def capacity(rows: Rows) -> object | None:
     runs = recall_runs(rows.get("recall", pd.DataFrame()))
     grid = _r_at_pairs(runs[runs["status"] == "ok"]) if len(runs) else {}
     variants = {lab: _ablation_seeds(rows, "lotformer", lab) for lab in ("", "r=32", "eps=1.0")}
-    shared = sorted(set.intersection(*(set(v) for v in variants.values() if v)) or [""])
-    listops = {lab: v.get(shared[0], {}) for lab, v in variants.items()}  # one profile/data
+    present = [set(v) for v in variants.values() if v]
+    shared = sorted(set.intersection(*present)) if present else []
+    key = shared[0] if shared else None  # one profile and data set for every variant
+    listops = {lab: v.get(key, {}) for lab, v in variants.items()}
     if not grid and not any(listops.values()):
         return None
     fig, axes = new_figure(1, 3, 12.0, 3.2)

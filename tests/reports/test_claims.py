@@ -113,13 +113,12 @@ def _ablations(variants: dict[tuple[str, str], float]) -> dict[str, pd.DataFrame
 
 
 def test_claim_4_cls_pooling():
-    hurt_and_fixed = _ablations({("sinkformer", "model.pooling=cls"): -0.05,
-                                 ("softmax", "model.pooling=cls"): 0.0,
-                                 ("lotformer", "methods.lotformer.cls_tokens=1"): 0.05})  # fmt: skip
+    cls, split = "model.pooling=cls", "methods.lotformer.cls_tokens=1"
+    hurt_and_fixed = _ablations({("sinkformer", cls): -0.05, ("softmax", cls): 0.0,
+                                 ("lotformer", split): 0.05})  # fmt: skip
     assert claims.cls_pooling(hurt_and_fixed).verdict == "supported"
-    neither = _ablations({("sinkformer", "model.pooling=cls"): 0.05,
-                          ("softmax", "model.pooling=cls"): 0.0,
-                          ("lotformer", "methods.lotformer.cls_tokens=1"): -0.05})  # fmt: skip
+    neither = _ablations({("sinkformer", cls): 0.05, ("softmax", cls): 0.0,
+                          ("lotformer", split): -0.05})  # fmt: skip
     assert claims.cls_pooling(neither).verdict == "not supported"
 
 
@@ -154,8 +153,8 @@ def _causal(distances: list[float], diagonal_end: float) -> pd.DataFrame:
     iters = range(1, len(distances) + 1)
     for t, d in zip(iters, distances, strict=True):
         diag = diagonal_end * t / len(distances)
-        rows += [claim_row("causal", "sinkformer", "distance_to_identity", d, iters=t, n=16),
-                 claim_row("causal", "sinkformer", "diagonal_mass", diag, iters=t, n=16)]  # fmt: skip
+        for metric, value in (("distance_to_identity", d), ("diagonal_mass", diag)):
+            rows.append(claim_row("causal", "sinkformer", metric, value, iters=t, n=16))
     rows.append(claim_row("causal", "lotformer", "refused", 1.0))
     return frame(rows)
 

@@ -23,8 +23,24 @@ import numpy as np
 import pandas as pd
 
 from reports import stats
-from reports.accuracy import seed_accuracies
-from reports.data import variant_label
+from reports.claims_rows import (
+    Rows,
+    ablation_seeds,
+    counted_tasks,
+    devices,
+    diagnosed,
+    interval_text,
+    lra_profile,
+    newest_check,
+    paired,
+    paired_variant,
+    r_at_pairs,
+    recall_vs_softmax,
+    run_ends,
+    seeds_text,
+    slope,
+    test_rows,
+)
 from reports.recall import recall_runs
 from reports.render import Table, TableCell
 
@@ -40,8 +56,6 @@ SWEET_GAIN = 2.0  # points: r = 32 over r = 16 gains at least this (smaller is w
 COLLAPSED_DIAGONAL = 0.9  # mean diagonal entry at the largest count: collapsed to I
 ONE_IS_SOFTMAX = {"float32": 1e-6, "float64": 1e-12}  # max |difference|
 UNMEASURED = "not yet measured"
-
-Rows = dict[str, pd.DataFrame]
 
 
 @dataclass(frozen=True)
@@ -80,83 +94,6 @@ def combine(parts: dict[str, bool | None], ours: str, device: str, missing: str)
     return Finding(verdict, ours, device, (why + gap).strip("; "))
 
 
-def _devices(*frames: pd.DataFrame) -> str:
-    names = set()
-    for f in frames:
-        if len(f) and "device_name" in f:
-            names |= {str(d) for d in f["device_name"].dropna()}
-    return ", ".join(sorted(names))
-
-
-def _interval(text_of: tuple[float, tuple[float, float] | None, int] | None) -> str:
-    if text_of is None:
-        return "-"
-    mean, iv, n = text_of
-    return f"{mean:+.1f}" + (f" [{iv[0]:+.1f}, {iv[1]:+.1f}]" if iv else "") + f" ({_seeds(n)})"
-
-
-def _seeds(n: int) -> str:
-    return "1 seed" if n == 1 else f"{n} seeds"
-
-
-# --- the rows each rule reads -------------------------------------------------------------
-
-
-def newest_check(claims: pd.DataFrame, check: str) -> pd.DataFrame:
-    """The rows of the newest run of `check` (runners/claims.py)."""
-    if claims.empty or "check" not in claims:
-        return claims.iloc[:0]
-    part = claims[claims["check"] == check]
-    if part.empty:
-        return part
-    return part[part["run_id"] == part.sort_values("measured_at")["run_id"].iloc[-1]]
-
-
-def diagnosed(rows: Rows) -> pd.DataFrame:
-    """Curve points that carry attention diagnostics, from every curves folder, with
-    `label` (task, profile, data) and `options` from the run's final rows."""
-    parts = [
-        rows.get(n, pd.DataFrame()) for n in ("diagnostics_curves", "lra_curves", "recall_curves")
-    ]
-    parts = [p for p in parts if len(p) and "attn_colsum_dev" in p]
-    if not parts:
-        return pd.DataFrame()
-    points = pd.concat(parts, ignore_index=True)
-    points = points[points["attn_colsum_dev"].notna()]
-    keys = ["profile", "task", "method", "seed", "config_hash", "step"]
-    points = points.drop_duplicates(keys).copy()
-    finals = pd.concat([rows.get(n, pd.DataFrame()) for n in ("diagnostics", "lra", "recall")])
-    labels, options = {}, {}
-    for rec in finals.to_dict("records") if len(finals) else []:
-        params = rec.get("data_params")
-        data = json.loads(params) if isinstance(params, str) else {}
-        extra = f", {data['pairs']} pairs" if "pairs" in data else ""
-        labels[rec["config_hash"]] = f"{rec['task']} ({rec['profile']}{extra})"
-        options[rec["config_hash"]] = rec.get("method_options")
-    points["label"] = [
-        labels.get(h, f"{t} ({p})")
-        for h, t, p in zip(points["config_hash"], points["task"], points["profile"], strict=True)
-    ]
-    points["options"] = [options.get(h) for h in points["config_hash"]]
-    return points
-
-
-def _ends(points: pd.DataFrame) -> pd.DataFrame:
-    """Per run: the step-0 point and the last one (`when` = init | trained)."""
-    out = []
-    for _, run in points.groupby(["config_hash", "seed"]):
-        run = run.sort_values("step")
-        if run["step"].iloc[0] == 0 and len(run) > 1:
-            out += [run.iloc[[0]].assign(when="init"), run.iloc[[-1]].assign(when="trained")]
-    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
-
-
-def _test(rows: pd.DataFrame) -> pd.DataFrame:
-    if rows.empty:
-        return rows
-    return rows[(rows["split"] == "test") & (rows["status"] == "ok")]
-
-
 # --- the rules ----------------------------------------------------------------------------
 
 
@@ -167,7 +104,7 @@ def lotformer_doubly_stochastic(rows: Rows) -> Finding:
     rank at most r everywhere."""
     init = newest_check(rows.get("claims", pd.DataFrame()), "lotformer_doubly_stochastic")
     points = diagnosed(rows)
-    trained = _ends(points[points["method"] == "lotformer"]) if len(points) else points
+    trained = run_ends(points[points["method"] == "lotformer"]) if len(points) else points
     trained = trained[trained["when"] == "trained"] if len(trained) else trained
     parts: dict[str, bool | None] = {}
     rank_ok, lines = [], []
@@ -189,15 +126,11 @@ def lotformer_doubly_stochastic(rows: Rows) -> Finding:
         parts[f"DS trained ({label})"] = bool(worst <= DS_TOLERANCE)
         shown_r = ", ".join(str(x) for x in sorted(r))
         lines.append(
-            f"trained {label}, {_seeds(len(part))}: {worst:.1e}, rank {ranks:.0f} (r {shown_r})"
+            f"trained {label}, {seeds_text(len(part))}: {worst:.1e}, rank {ranks:.0f} (r {shown_r})"
         )
     parts["rank <= r"] = bool(all(rank_ok)) if rank_ok else None
     ours = "largest mean |row or column sum - 1|: " + "; ".join(lines) if lines else "-"
-    return combine(parts, ours, _devices(init, trained), "`make claims`, `make claims-training`")
-
-
-def _slope(x: pd.Series, y: pd.Series) -> float:
-    return float(np.polyfit(np.log2(x.astype(float)), np.log2(y.astype(float)), 1)[0])
+    return combine(parts, ours, devices(init, trained), "`make claims`, `make claims-training`")
 
 
 def lotformer_linear(rows: Rows) -> Finding:
@@ -217,10 +150,10 @@ def lotformer_linear(rows: Rows) -> Finding:
     part = part.drop_duplicates(["method", "seq_len"], keep="last")
     lot, flash = (part[part["method"] == m].set_index("seq_len") for m in ("lotformer", "flash"))
     if len(lot) < 2:
-        return Finding(UNMEASURED, "-", _devices(part), need)
+        return Finding(UNMEASURED, "-", devices(part), need)
     ts, ms = (
-        _slope(lot.index.to_series(), lot["time_ms"]),
-        _slope(lot.index.to_series(), lot["peak_mem_bytes"]),
+        slope(lot.index.to_series(), lot["time_ms"]),
+        slope(lot.index.to_series(), lot["peak_mem_bytes"]),
     )
     both = lot.index.intersection(flash.index)
     ratio = (lot.loc[both, "peak_mem_bytes"] / flash.loc[both, "peak_mem_bytes"] - 1).sort_index()
@@ -236,43 +169,25 @@ def lotformer_linear(rows: Rows) -> Finding:
         if overhead is None
         else overhead <= MEMORY_OVERHEAD,
     }
-    return combine(parts, ours, _devices(lot), "flash rows at the same N")
-
-
-def _counted_tasks(test: pd.DataFrame, profile: str) -> list[str]:
-    """The tasks of `profile` on which some mechanism's mean leaves chance by CHANCE_MARGIN."""
-    part = test[test["profile"] == profile]
-    means = part.groupby(["task", "method"])["accuracy"].mean()
-    majority = part.groupby("task")["majority_accuracy"].first()
-    return sorted(t for t in majority.index if means[t].max() > majority[t] + CHANCE_MARGIN)
-
-
-def _pair(test: pd.DataFrame, ours: str, base: str):
-    seeds = {m: seed_accuracies(test[test["method"] == m]) for m in (ours, base)}
-    return stats.paired_difference(seeds[ours], seeds[base])
-
-
-def _lra_profile(test: pd.DataFrame) -> str | None:
-    profiles = set(test["profile"]) if len(test) else set()
-    return "paper" if "paper" in profiles else (sorted(profiles)[0] if profiles else None)
+    return combine(parts, ours, devices(lot), "flash rows at the same N")
 
 
 def lotformer_lra(rows: Rows) -> Finding:
     """On each LRA task that leaves chance: lotformer - softmax's low end >= -MATCH_MARGIN
     (matches) and lotformer - performer's low end > 0 (beats)."""
-    test = _test(rows.get("lra", pd.DataFrame()))
-    profile = _lra_profile(test)
+    test = test_rows(rows.get("lra", pd.DataFrame()))
+    profile = lra_profile(test)
     if profile is None:
         return Finding(UNMEASURED, "-", "", "LRA rows: `make lra-mini` or `make lra-all`")
     test = test[test["profile"] == profile]
-    tasks = _counted_tasks(test, profile)
+    tasks = counted_tasks(test, profile, CHANCE_MARGIN)
     left = sorted(set(test["task"]) - set(tasks))
     match, beat, lines = [], [], []
     for task in tasks:
         part = test[test["task"] == task]
         vs_soft, vs_perf = (
-            _pair(part, "lotformer", "softmax"),
-            _pair(part, "lotformer", "performer"),
+            paired(part, "lotformer", "softmax"),
+            paired(part, "lotformer", "performer"),
         )
         for found, into, ok in (
             (vs_soft, match, lambda lo: lo >= -MATCH_MARGIN),
@@ -280,7 +195,8 @@ def lotformer_lra(rows: Rows) -> Finding:
         ):
             if found and found[1]:
                 into.append(ok(found[1][0]))
-        lines.append(f"{task}: - softmax {_interval(vs_soft)}, - performer {_interval(vs_perf)}")
+        soft, perf = interval_text(vs_soft), interval_text(vs_perf)
+        lines.append(f"{task}: - softmax {soft}, - performer {perf}")
     if left:
         lines.append(f"left out, every mechanism at chance: {', '.join(left)}")
     parts = {
@@ -288,47 +204,21 @@ def lotformer_lra(rows: Rows) -> Finding:
         "beats performer": all(beat) if beat else None,
     }
     ours = f"profile {profile!r}: " + "; ".join(lines)
-    return combine(parts, ours, _devices(test), "two seeds or more on a task that leaves chance")
-
-
-def _ablation_seeds(rows: Rows, method: str, label: str) -> dict[str, dict[int, float]]:
-    """profile/data -> seed -> test accuracy (%) of the ListOps ablation variant `label`
-    ('' = the mechanism at the profile's settings, from results/lra)."""
-    source = rows.get("lra_ablation" if label else "lra", pd.DataFrame())
-    test = _test(source)
-    if test.empty:
-        return {}
-    test = test[(test["method"] == method) & (test["task"] == "listops")]
-    if label:
-        test = test[[variant_label(o) == label for o in test["overrides"]]]
-    return {
-        f"{p}/{h}": seed_accuracies(part)
-        for (p, h), part in test.groupby(["profile", "data_hash"], dropna=False)
-    }
-
-
-def _paired_variant(rows: Rows, method: str, a: str, b: str):
-    """The paired difference variant a - variant b on the same profile and data (or None)."""
-    left, right = _ablation_seeds(rows, method, a), _ablation_seeds(rows, method, b)
-    for key in sorted(set(left) & set(right)):
-        found = stats.paired_difference(left[key], right[key])
-        if found:
-            return found
-    return None
+    return combine(parts, ours, devices(test), "two seeds or more on a task that leaves chance")
 
 
 def cls_pooling(rows: Rows) -> Finding:
     """ListOps ablations: (sinkformer cls - mean) - (softmax cls - mean), paired by seed,
     wholly below 0 (DS hurts [CLS] pooling); lotformer cls_tokens=1 - lotformer, low end > 0
     (the decoupled [CLS] row helps)."""
-    sink = _paired_variant(rows, "sinkformer", "pooling=cls", "")
-    soft = _paired_variant(rows, "softmax", "pooling=cls", "")
+    sink = paired_variant(rows, "sinkformer", "pooling=cls", "")
+    soft = paired_variant(rows, "softmax", "pooling=cls", "")
     hurt = None
     if sink and soft:
-        s_left = _ablation_seeds(rows, "sinkformer", "pooling=cls")
-        s_base = _ablation_seeds(rows, "sinkformer", "")
-        f_left = _ablation_seeds(rows, "softmax", "pooling=cls")
-        f_base = _ablation_seeds(rows, "softmax", "")
+        s_left = ablation_seeds(rows, "sinkformer", "pooling=cls")
+        s_base = ablation_seeds(rows, "sinkformer", "")
+        f_left = ablation_seeds(rows, "softmax", "pooling=cls")
+        f_base = ablation_seeds(rows, "softmax", "")
         key = sorted(set(s_left) & set(s_base) & set(f_left) & set(f_base))[:1]
         if key:
             k = key[0]
@@ -336,32 +226,21 @@ def cls_pooling(rows: Rows) -> Finding:
             d = {s: (s_left[k][s] - s_base[k][s]) - (f_left[k][s] - f_base[k][s]) for s in seeds}
             mean, _, iv = stats.mean_interval(list(d.values())) if d else (None, None, None)
             hurt = (mean, iv, len(d)) if d else None
-    fix = _paired_variant(rows, "lotformer", "cls_tokens=1", "")
+    fix = paired_variant(rows, "lotformer", "cls_tokens=1", "")
     parts = {
         "DS hurts [CLS] pooling": hurt[1][1] < 0 if hurt and hurt[1] else None,
         "the softmax [CLS] row helps": fix[1][0] > 0 if fix and fix[1] else None,
     }
     ours = (
-        f"ListOps: sinkformer cls - mean {_interval(sink)}, softmax {_interval(soft)}, "
-        f"difference {_interval(hurt)}; lotformer cls_tokens=1 - lotformer {_interval(fix)}"
+        f"ListOps: sinkformer cls - mean {interval_text(sink)}, softmax {interval_text(soft)}, "
+        f"difference {interval_text(hurt)}; lotformer cls_tokens=1 - lotformer {interval_text(fix)}"
     )
     return combine(
         parts,
         ours,
-        _devices(_test(rows.get("lra_ablation", pd.DataFrame()))),
+        devices(test_rows(rows.get("lra_ablation", pd.DataFrame()))),
         "three seeds of `make lra-mini-ablation`",
     )
-
-
-def _r_at_pairs(runs: pd.DataFrame) -> dict[int, dict[int, dict]]:
-    """pairs -> r -> {'acc': seed -> %, 's_per_step': median} for lotformer's recall runs."""
-    lot = runs[runs["method"] == "lotformer"]
-    out: dict[int, dict[int, dict]] = {}
-    for (pairs, options), part in lot.groupby(["pairs", "method_options"]):
-        r = json.loads(options)["r"]
-        per_step = (part["train_seconds"] / part["steps"]).median()
-        out.setdefault(int(pairs), {})[r] = {"acc": seed_accuracies(part), "s": per_step}
-    return out
 
 
 def pivots_and_eps(rows: Rows) -> Finding:
@@ -370,7 +249,7 @@ def pivots_and_eps(rows: Rows) -> Finding:
     r=16. eps: ListOps eps=1 - eps=0.1 (the profile's), mean >= 0 and low end >= -MATCH_MARGIN."""
     runs = recall_runs(rows.get("recall", pd.DataFrame()))
     runs = runs[runs["status"] == "ok"] if len(runs) else runs
-    grid = _r_at_pairs(runs) if len(runs) else {}
+    grid = r_at_pairs(runs) if len(runs) else {}
     full = [p for p, by_r in grid.items() if {16, 32, 64} <= set(by_r)]
     r_holds, lines = None, []
     for pairs in sorted(full):
@@ -385,19 +264,19 @@ def pivots_and_eps(rows: Rows) -> Finding:
             and gain32[0] >= SWEET_GAIN
         )
         lines.append(
-            f"recall {pairs} pairs: r64 - r32 {_interval(gain64)} at "
-            f"{g[64]['s'] / g[32]['s']:.2f}x the time; r32 - r16 {_interval(gain32)}"
+            f"recall {pairs} pairs: r64 - r32 {interval_text(gain64)} at "
+            f"{g[64]['s'] / g[32]['s']:.2f}x the time; r32 - r16 {interval_text(gain32)}"
         )
         if pairs == max(full):
             r_holds = holds
-    eps = _paired_variant(rows, "lotformer", "eps=1.0", "")
+    eps = paired_variant(rows, "lotformer", "eps=1.0", "")
     eps_holds = None
     if eps and eps[1]:
         eps_holds = eps[0] >= 0 and eps[1][0] >= -MATCH_MARGIN
-    lines.append(f"ListOps eps=1 - eps=0.1 {_interval(eps)}")
+    lines.append(f"ListOps eps=1 - eps=0.1 {interval_text(eps)}")
     parts = {"r = 32 the sweet spot (hardest recall)": r_holds, "eps = 1 the sweet spot": eps_holds}
     return combine(
-        parts, "; ".join(lines), _devices(runs), "`make recall-capacity`, `make lra-mini-ablation`"
+        parts, "; ".join(lines), devices(runs), "`make recall-capacity`, `make lra-mini-ablation`"
     )
 
 
@@ -442,7 +321,7 @@ def causal_identity(rows: Rows) -> Finding:
                 "at the largest count: the collapse is the limit, not what a few iterations give"
             ),
         )
-    return Finding(verdict, "; ".join(lines), _devices(part), why)
+    return Finding(verdict, "; ".join(lines), devices(part), why)
 
 
 def one_iteration(rows: Rows) -> Finding:
@@ -455,7 +334,7 @@ def one_iteration(rows: Rows) -> Finding:
     ours = "max |sinkformer(1) - softmax|, matrix and output, N 16..256: " + ", ".join(
         f"{d} {v:.1e}" for d, v in worst.items()
     )
-    return Finding("supported" if ok else "not supported", ours, _devices(part))
+    return Finding("supported" if ok else "not supported", ours, devices(part))
 
 
 def softmax_becomes_ds(rows: Rows) -> Finding:
@@ -463,7 +342,7 @@ def softmax_becomes_ds(rows: Rows) -> Finding:
     initialisation, paired by seed: closer to doubly stochastic when the interval is wholly
     below 0. Supported if closer on every data set, mixed on some, not supported on none."""
     points = diagnosed(rows)
-    ends = _ends(points[points["method"] == "softmax"]) if len(points) else pd.DataFrame()
+    ends = run_ends(points[points["method"] == "softmax"]) if len(points) else pd.DataFrame()
     if ends.empty:
         return Finding(UNMEASURED, "-", "", "`make claims-training` (diagnostics runs)")
     parts, lines = {}, []
@@ -480,45 +359,31 @@ def softmax_becomes_ds(rows: Rows) -> Finding:
         shown = f" [{iv[0]:+.3f}, {iv[1]:+.3f}]" if iv else ""
         lines.append(
             f"{label}: |col sum - 1| {init:.3f} at init, {init + mean:.3f} trained "
-            f"({mean:+.3f}{shown}, {_seeds(len(seeds))})"
+            f"({mean:+.3f}{shown}, {seeds_text(len(seeds))})"
         )
-    return combine(parts, "; ".join(lines), _devices(ends), "a second seed")
-
-
-def _recall_vs_softmax(rows: Rows) -> list[tuple[str, tuple | None]]:
-    runs = recall_runs(rows.get("recall", pd.DataFrame()))
-    out = []
-    if runs.empty:
-        return out
-    runs = runs[runs["status"] == "ok"]
-    for (setting, pairs), part in runs.groupby(["setting", "pairs"]):
-        profile = json.loads(setting)["profile"]
-        soft = seed_accuracies(part[part["variant"] == "softmax"])
-        sink = seed_accuracies(part[part["variant"] == "sinkformer"])
-        out.append((f"recall, {pairs} pairs ({profile})", stats.paired_difference(sink, soft)))
-    return out
+    return combine(parts, "; ".join(lines), devices(ends), "a second seed")
 
 
 def sinkformer_accuracy(rows: Rows) -> Finding:
     """sinkformer - softmax per data set (each LRA task that leaves chance, each recall
     setting), paired by seed: better where the interval is wholly above 0, worse wholly
     below. Supported: some better, none worse; mixed: both; not supported: none better."""
-    test = _test(rows.get("lra", pd.DataFrame()))
+    test = test_rows(rows.get("lra", pd.DataFrame()))
     found = []
-    profile = _lra_profile(test)
+    profile = lra_profile(test)
     if profile:
         test = test[test["profile"] == profile]
-        for task in _counted_tasks(test, profile):
+        for task in counted_tasks(test, profile, CHANCE_MARGIN):
             part = test[test["task"] == task]
-            found.append((f"{task} ({profile})", _pair(part, "sinkformer", "softmax")))
-    found += _recall_vs_softmax(rows)
+            found.append((f"{task} ({profile})", paired(part, "sinkformer", "softmax")))
+    found += recall_vs_softmax(rows)
     shown = [(k, f) for k, f in found if f and f[1]]
     if not shown:
         return Finding(UNMEASURED, "-", "", "two seeds of `make recall` or `make lra-mini`")
     better = [k for k, f in shown if f[1][0] > 0]
     worse = [k for k, f in shown if f[1][1] < 0]
-    ours = "; ".join(f"{k}: {_interval(f)}" for k, f in shown)
-    device = _devices(test, rows.get("recall", pd.DataFrame()))
+    ours = "; ".join(f"{k}: {interval_text(f)}" for k, f in shown)
+    device = devices(test, rows.get("recall", pd.DataFrame()))
     if better and not worse:
         return Finding("supported", ours, device, f"better: {', '.join(better)}")
     if better:

@@ -13,15 +13,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Rectangle
 
-from reports.claims import (
-    COLLAPSED_DIAGONAL,
-    Rows,
-    _ablation_seeds,
-    _ends,
-    _r_at_pairs,
-    diagnosed,
-    newest_check,
-)
+from reports.claims import COLLAPSED_DIAGONAL
+from reports.claims_rows import Rows, ablation_seeds, diagnosed, newest_check, r_at_pairs, run_ends
 from reports.recall import recall_runs
 from reports.style import method_style, new_figure
 
@@ -31,7 +24,7 @@ def column_sums(rows: Rows) -> object | None:
     median; the median over seeds of each quantile) at initialisation and trained, per
     layer, one panel per data set; None without diagnostics rows."""
     points = diagnosed(rows)
-    ends = _ends(points[points["method"] == "softmax"]) if len(points) else pd.DataFrame()
+    ends = run_ends(points[points["method"] == "softmax"]) if len(points) else pd.DataFrame()
     if ends.empty:
         return None
     labels = sorted(set(ends["label"]))
@@ -100,8 +93,8 @@ def capacity(rows: Rows) -> object | None:
     mean over seeds) and the ListOps ablations of r and eps (each seed a point); None
     without either."""
     runs = recall_runs(rows.get("recall", pd.DataFrame()))
-    grid = _r_at_pairs(runs[runs["status"] == "ok"]) if len(runs) else {}
-    variants = {lab: _ablation_seeds(rows, "lotformer", lab) for lab in ("", "r=32", "eps=1.0")}
+    grid = r_at_pairs(runs[runs["status"] == "ok"]) if len(runs) else {}
+    variants = {lab: ablation_seeds(rows, "lotformer", lab) for lab in ("", "r=32", "eps=1.0")}
     present = [set(v) for v in variants.values() if v]
     shared = sorted(set.intersection(*present)) if present else []
     key = shared[0] if shared else None  # one profile and data set for every variant

@@ -346,7 +346,8 @@ def softmax_becomes_ds(rows: Rows) -> Finding:
     if ends.empty:
         return Finding(UNMEASURED, "-", "", "`make claims-training` (diagnostics runs)")
     parts, lines = {}, []
-    for label, part in ends.groupby("label"):
+    for (label, config), part in ends.groupby(["label", "config_hash"]):  # a data set each
+        label = label if label not in parts else f"{label} [{config}]"
         dev = {
             (s, w): float(np.mean(d))
             for s, w, d in zip(part["seed"], part["when"], part["attn_colsum_dev"], strict=True)

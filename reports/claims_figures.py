@@ -27,10 +27,10 @@ def column_sums(rows: Rows) -> object | None:
     ends = run_ends(points[points["method"] == "softmax"]) if len(points) else pd.DataFrame()
     if ends.empty:
         return None
-    labels = sorted(set(ends["label"]))
-    fig, axes = new_figure(1, len(labels), 4.2 * len(labels), 3.2, sharey=True)
-    for ax, label in zip(axes[0], labels, strict=True):
-        part = ends[ends["label"] == label]
+    panels = sorted(set(zip(ends["label"], ends["config_hash"], strict=True)))  # one data set
+    fig, axes = new_figure(1, len(panels), 4.2 * len(panels), 3.2, sharey=True)
+    for ax, (label, config) in zip(axes[0], panels, strict=True):
+        part = ends[ends["config_hash"] == config]
         layers = len(part["attn_colsum_quantiles"].iloc[0])
         ticks = []
         for layer in range(layers):

@@ -48,33 +48,47 @@ def newest_check(claims: pd.DataFrame, check: str) -> pd.DataFrame:
     return part[part["run_id"] == part.sort_values("measured_at")["run_id"].iloc[-1]]
 
 
+# each curves folder beside the folder of its runs' final rows
+CURVES_OF = {"diagnostics_curves": "diagnostics", "lra_curves": "lra", "recall_curves": "recall"}
+
+
 def diagnosed(rows: Rows) -> pd.DataFrame:
-    """Curve points that carry attention diagnostics, from every curves folder, with
-    `label` (task, profile, data) and `options` from the run's final rows."""
-    parts = [
-        rows.get(n, pd.DataFrame()) for n in ("diagnostics_curves", "lra_curves", "recall_curves")
-    ]
-    parts = [p for p in parts if len(p) and "attn_colsum_dev" in p]
+    """Curve points that carry attention diagnostics, of runs that finished (an ok test row
+    beside their curves), from every curves folder, with `label` (task, profile, data),
+    `options` and `device_name` from the run's final rows."""
+    parts = []
+    for curves_folder, finals_folder in CURVES_OF.items():
+        points, finals = rows.get(curves_folder), rows.get(finals_folder)
+        if points is None or finals is None or points.empty or finals.empty:
+            continue
+        if "attn_colsum_dev" not in points:
+            continue
+        done = test_rows(finals)
+        finished = set(zip(done["config_hash"], done["seed"], strict=True))
+        keep = [k in finished for k in zip(points["config_hash"], points["seed"], strict=True)]
+        points = points[np.array(keep, dtype=bool) & points["attn_colsum_dev"].notna().to_numpy()]
+        parts.append(_described(points, done))
     if not parts:
         return pd.DataFrame()
-    points = pd.concat(parts, ignore_index=True)
-    points = points[points["attn_colsum_dev"].notna()]
     keys = ["profile", "task", "method", "seed", "config_hash", "step"]
-    points = points.drop_duplicates(keys).copy()
-    finals = pd.concat([rows.get(n, pd.DataFrame()) for n in ("diagnostics", "lra", "recall")])
-    labels, options = {}, {}
-    for rec in finals.to_dict("records") if len(finals) else []:
+    return pd.concat(parts, ignore_index=True).drop_duplicates(keys)
+
+
+def _described(points: pd.DataFrame, finals: pd.DataFrame) -> pd.DataFrame:
+    labels, options, device = {}, {}, {}
+    for rec in finals.to_dict("records"):
         params = rec.get("data_params")
         data = json.loads(params) if isinstance(params, str) else {}
         extra = f", {data['pairs']} pairs" if "pairs" in data else ""
         labels[rec["config_hash"]] = f"{rec['task']} ({rec['profile']}{extra})"
         options[rec["config_hash"]] = rec.get("method_options")
-    points["label"] = [
-        labels.get(h, f"{t} ({p})")
-        for h, t, p in zip(points["config_hash"], points["task"], points["profile"], strict=True)
-    ]
-    points["options"] = [options.get(h) for h in points["config_hash"]]
-    return points
+        device[rec["config_hash"]] = rec.get("device_name")
+    hashes = list(points["config_hash"])
+    return points.assign(
+        label=[labels[h] for h in hashes],
+        options=[options[h] for h in hashes],
+        device_name=[device[h] for h in hashes],  # the run's own
+    )
 
 
 def run_ends(points: pd.DataFrame) -> pd.DataFrame:

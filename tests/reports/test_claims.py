@@ -199,12 +199,21 @@ def _curves(init: float, trained: float) -> pd.DataFrame:
     return frame(rows)
 
 
+def _diagnosed(init: float, trained: float, finished=(0, 1, 2)) -> dict[str, pd.DataFrame]:
+    finals = [lra_row("softmax", "listops", s, 0.3, profile="mini", config="h1") for s in finished]
+    return {"diagnostics_curves": _curves(init, trained), "diagnostics": frame(finals)}
+
+
 def test_claim_8_softmax_becomes_doubly_stochastic():
-    closer = claims.softmax_becomes_ds({"diagnostics_curves": _curves(0.5, 0.1)})
+    closer = claims.softmax_becomes_ds(_diagnosed(0.5, 0.1))
     assert closer.verdict == "supported" and "listops (mini)" in closer.ours
-    farther = claims.softmax_becomes_ds({"diagnostics_curves": _curves(0.1, 0.6)})
+    assert "Test CPU" in closer.device  # from the runs' final rows
+    farther = claims.softmax_becomes_ds(_diagnosed(0.1, 0.6))
     assert farther.verdict == "not supported"
-    assert column_sums({"diagnostics_curves": _curves(0.1, 0.6)}) is not None
+    assert column_sums(_diagnosed(0.1, 0.6)) is not None
+    # a run still training (no final row yet) is not read: its last point is not "trained"
+    unfinished = claims.softmax_becomes_ds(_diagnosed(0.5, 0.1, finished=(0,)))
+    assert "1 seed)" in unfinished.ours and unfinished.verdict == claims.UNMEASURED
 
 
 def test_with_no_rows_every_claim_is_not_yet_measured_with_its_command():

@@ -56,6 +56,9 @@ def column_sums(rows: Rows) -> object | None:
         ax.set_title(f"{label}, {seeds} seed{'s' if seeds > 1 else ''}")
         ax.set_xlim(-0.7, layers * 3 - 1.3)
     axes[0][0].set_ylabel("column sum of softmax attention")
+    fig.text(0.5, -0.08, "box: quartiles, line: median, whiskers: 5-95% of the real tokens' "
+             "column sums (the median over seeds of each); 1 = doubly stochastic",
+             ha="center", fontsize=8)  # fmt: skip
     fig.suptitle("Column sums at initialisation and after training (Sinkformers, Fig. 2)", y=1.04)
     return fig
 

@@ -52,7 +52,10 @@ LOSS_BAND = 0.01
 
 
 def collapse_reason(curve: list[dict], majority: float, classes: int) -> str | None:
-    """Why a finished run counts as collapsed, from its curve points, or None if it learnt."""
+    """Why a finished run counts as collapsed, from its curve points, or None if it learnt.
+    A step-0 point (attention diagnostics at initialisation: no loss, no accuracy) is not
+    a validation and is left out."""
+    curve = [p for p in curve if p["step"] > 0]
     if not curve:
         return None
     last = curve[-1]["val_accuracy"]

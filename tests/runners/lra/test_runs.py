@@ -50,7 +50,7 @@ def test_a_resumed_run_gives_the_numbers_of_an_uninterrupted_one(listops_dir, tm
 
     for a, b in zip(numbers(whole), numbers(parts), strict=True):
         pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
-    assert list(numbers(whole)[1]["step"]) == [4, 8, 12]
+    assert list(numbers(whole)[1]["step"]) == [0, 4, 8, 12]  # 0: diagnostics at init
     best = [torch.load(next((o / "ckpt").glob("*.best.pt")))["model"] for o in (whole, parts)]
     assert best[0].keys() == best[1].keys()
     for name in best[0]:
@@ -111,6 +111,9 @@ def test_a_run_that_ends_at_the_majority_class_is_collapsed():
 
     curve = [point(100, 2.1, 0.30), point(200, 1.9, 0.175)]
     assert "within 1 point of the majority" in collapse_reason(curve, 0.17, 10)
+    # the diagnostics' step-0 point (no loss, no accuracy) is not a validation
+    flat = [point(0, math.nan, math.nan), point(100, 2.302, 0.1), point(200, 2.303, 0.3)]
+    assert "never left ln(10)" in collapse_reason(flat, 0.1, 10)
     assert collapse_reason(curve, 0.16, 10) is None  # 1.5 points above: it learnt something
     assert collapse_reason([], 0.17, 10) is None
 

@@ -210,7 +210,7 @@ def test_sigterm_checkpoints_and_the_same_command_resumes(listops_dir, tmp_path)
         text=True,
     )
     deadline = time.monotonic() + 60
-    while not list((tmp_path / "curves").glob("*.parquet")):  # past the first validation
+    while not list((tmp_path / "ckpt").glob("*.pt")):  # past the first validation
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)

@@ -146,10 +146,10 @@ def to_markdown(table: Table) -> str:
             lines.append(f"| *{table.reported_label}* |" + " |" * len(table.columns))
         shown = []
         for c in cells:
-            text = format_cell(c)
+            text = format_cell(c).replace("|", "\\|")  # a '|' in words would split the cell
             text = f"**{text}**" if c.best else text
             shown.append(text + "".join(f" [{i}]" for i in c.notes))
-        lines.append("| " + " | ".join([name, *shown]) + " |")
+        lines.append("| " + " | ".join([name.replace("|", "\\|"), *shown]) + " |")
     lines.append("")
     lines += [f"[{i}] {n}" for i, n in enumerate(table.notes, 1)]
     lines.append(table.legend)

@@ -4,6 +4,7 @@ with no rows at all (every claim `not yet measured`, with the command that measu
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -244,3 +245,12 @@ def test_claim_rows_alone_build_the_claims_section_and_its_figure(tmp_path):
     assert any(w.startswith("Sinkformers' Figure 2 here") for w in left_out)
     markdown = (tmp_path / "out" / "claims.md").read_text()
     assert markdown.count("not yet measured") >= 6  # 2, 3, 4, 5, 8, 9 have no rows here
+
+
+def test_a_bar_in_words_does_not_split_a_markdown_cell():
+    from reports.render import to_markdown
+
+    table = claims.claims_table({"claims": _lot_init(1e-4, 4)})
+    row = next(line for line in to_markdown(table).splitlines() if line.startswith("| 1."))
+    cells = [c for c in re.split(r"(?<!\\)\|", row)[1:-1]]
+    assert len(cells) == 1 + len(claims.COLUMNS)

@@ -13,7 +13,7 @@ The batch: the first DIAGNOSTICS_EXAMPLES validation examples, the same at every
 A layer's queries and keys are caught on their way into its zoo mechanism (a forward
 pre-hook), and its `attention_matrix` is summarised over the real tokens. A mechanism
 without `attention_matrix` (a plugin may lack it), or a sequence past MAX_TOKENS (the
-dense matrices would not fit), records why in `diag_skipped` and training goes on.
+rank's SVDs would cost more than the run), records why in `diag_skipped` and training goes on.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from attention_zoo.diagnostics import summarise
 from lra.data import TaskData
 
 DIAGNOSTICS_EXAMPLES = 16
-MAX_TOKENS = 1024  # 16 x 2 heads x 1024^2 float32 matrices: 128 MiB a layer
+# the rank's SVDs grow as N^3: at N = 1,024 (Pathfinder-32) one point took tens of seconds
+# on 2 cores, more than a smoke run's 40 steps; to 512 a point stays under a second or two
+MAX_TOKENS = 512
 # the curve columns, one value per layer (diag_* apart)
 COLUMNS = ("colsum_dev", "rowsum_dev", "entropy", "rank", "rank_max", "colsum_quantiles")
 
@@ -53,8 +55,8 @@ class Probe:
         tokens = self.inputs.shape[1]
         if tokens > MAX_TOKENS:
             return (
-                f"sequence of {tokens} tokens > {MAX_TOKENS}: the dense attention matrices "
-                "would not fit"
+                f"sequence of {tokens} tokens > {MAX_TOKENS}: the dense matrices' SVDs would "
+                "cost more than the run"
             )
         return None
 

@@ -9,6 +9,8 @@ same bytes), the recall section first (it is the table that separates the mechan
   recall_steps_<setting>: associative recall from results/recall (reports/recall.py), and
   the figures recall_pairs_<setting>.{png,pdf} (accuracy vs pairs) and recall_speed_<setting>
   (accuracy vs training steps/s at the largest number of pairs)
+- claims.{md,tex,csv}: the LOTFormer and Sinkformers claims, a verdict each (reports/claims.py),
+  with claims_column_sums, claims_causal and claims_pivots.{png,pdf} under it
 - lra_accuracy_<profile>.{md,tex,csv}: test accuracy, mechanism x task, from results/lra, with
   the published rows apart (for other profiles than `paper` headed "not comparable")
 - lra_vs_softmax_<profile>.{md,tex,csv}: each mechanism's paired difference to softmax

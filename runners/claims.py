@@ -33,7 +33,7 @@ import attention_zoo as zoo
 from attention_zoo.diagnostics import summarise
 from results import schema
 from runners.provenance import provenance, resolve_device
-from runners.results import PartWriter
+from runners.results import PartWriter, part_name
 
 HEADS, HEAD_DIM, SEEDS = 2, 32, (0, 1, 2)
 CAUSAL_N = (16, 64, 256)
@@ -164,8 +164,7 @@ CHECKS: dict[str, Callable[[torch.device], Iterator[dict]]] = {
 def run(checks: Sequence[str], out: Path, device: torch.device) -> PartWriter:
     """Every row of `checks` into one new part under `out`, written check by check."""
     env = provenance(device)
-    stamp = env["started_at"].replace(":", "").replace("-", "")[:15]
-    writer = PartWriter(out, f"claims-{stamp}-{env['run_id']}", schema.CLAIMS)
+    writer = PartWriter(out, part_name("claims", env), schema.CLAIMS)
     for name in checks:
         measured_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         rows = [

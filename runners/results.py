@@ -76,6 +76,12 @@ def remove_stale_temporaries(directory: Path) -> list[Path]:
     return removed
 
 
+def part_name(prefix: str, env: dict) -> str:
+    """A run's part name: `<prefix>-<UTC start, YYYYMMDDTHHMMSS>-<run id>` (the provenance's)."""
+    stamp = env["started_at"].replace(":", "").replace("-", "")[:15]
+    return f"{prefix}-{stamp}-{env['run_id']}"
+
+
 class PartWriter:
     """The rows of one run, kept in `<directory>/<name>.parquet` after every append."""
 

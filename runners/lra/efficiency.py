@@ -30,7 +30,7 @@ from runners.measure.cases import is_out_of_memory
 from runners.measure.loop import Budgets, Case, available_memory_bytes, run_cases
 from runners.measure.meters import measure_memory, measure_time
 from runners.provenance import provenance
-from runners.results import PartWriter
+from runners.results import PartWriter, part_name
 
 SCHEMA = schema.LRA_EFFICIENCY
 
@@ -72,8 +72,7 @@ def run_efficiency(
 ) -> int:
     """Measure every method x length; rows to `out`. Returns an exit code."""
     env = provenance(device)
-    stamp = env["started_at"].replace(":", "").replace("-", "")[:15]
-    writer = PartWriter(out, f"efficiency-{stamp}-{env['run_id']}", SCHEMA)
+    writer = PartWriter(out, part_name("efficiency", env), SCHEMA)
     budget = 0.8 * available_memory_bytes() if device.type == "cpu" else math.inf
     cases = [
         Case(

@@ -32,7 +32,7 @@ from runners.lra import config as lra_config
 from runners.lra.judge import collapse_reason, crop, data_identity
 from runners.lra.train import STOP_SIGNALS, Run, StopFlag, checkpoint_path, train
 from runners.provenance import provenance
-from runners.results import PartWriter, write_json_atomic
+from runners.results import PartWriter, part_name, write_json_atomic
 
 SCHEMA = schema.LRA
 
@@ -207,8 +207,7 @@ def train_runs(
     for sig in STOP_SIGNALS:
         signal.signal(sig, stop)
     env = provenance(device)
-    stamp = env["started_at"].replace(":", "").replace("-", "")[:15]
-    writer = PartWriter(where.out, f"lra-{stamp}-{env['run_id']}", SCHEMA) if dist.main else None
+    writer = PartWriter(where.out, part_name("lra", env), SCHEMA) if dist.main else None
     tasks = _Tasks(data_dir)
     failed = 0
     todo = [r for r in runs if (r.task, r.method, r.seed, r.config_hash) not in done]

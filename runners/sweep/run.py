@@ -22,7 +22,7 @@ from runners.measure import loop
 from runners.measure.cases import AttentionCase, Settings, measure_cell
 from runners.measure.loop import OUT_OF_TIME, Budgets, Case, Chain, run_cases
 from runners.provenance import provenance
-from runners.results import PartWriter, read_results
+from runners.results import PartWriter, part_name, read_results
 
 SCHEMA = schema.SWEEP
 
@@ -102,8 +102,7 @@ def run_sweep(
     recorded as skipped."""
     env = provenance(s.device)
     done = {} if force else measured_before(read_results(out), retry_failed)
-    stamp = env["started_at"].replace(":", "").replace("-", "")[:15]
-    writer = PartWriter(out, f"sweep-{stamp}-{env['run_id']}", SCHEMA)
+    writer = PartWriter(out, part_name("sweep", env), SCHEMA)
     cases = [case(cell, s, env, done) for cell in cells]
     rows = run_cases(
         cases, writer, budgets(s, memory_budget, after_failure, time_budget_s), progress

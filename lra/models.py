@@ -18,7 +18,7 @@ head is the task's: `HEADS[(outputs, pair)]`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -31,14 +31,16 @@ POOLINGS = ("mean", "cls")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The encoder's size; the `paper` profile's values are the defaults."""
+    """The encoder's size, a profile's [model]: the `paper` profile's values are the defaults,
+    and each field's limits (metadata) are what runners.lra.config checks a value against."""
 
-    layers: int = 2
-    width: int = 64
-    heads: int = 2
-    ffn: int = 128
-    dropout: float = 0.1
-    pooling: str = "mean"  # mean over real tokens | cls (a [CLS] token is prepended)
+    layers: int = field(default=2, metadata={"lowest": 1})
+    width: int = field(default=64, metadata={"lowest": 1, "help": "a multiple of model.heads"})
+    heads: int = field(default=2, metadata={"lowest": 1})
+    ffn: int = field(default=128, metadata={"lowest": 1})
+    dropout: float = field(default=0.1, metadata={"lowest": 0.0, "below": 1.0})
+    # mean over real tokens | cls (a [CLS] token is prepended)
+    pooling: str = field(default="mean", metadata={"choices": POOLINGS})
 
 
 class AttentionBlock(nn.Module):

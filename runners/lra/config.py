@@ -18,70 +18,160 @@ import copy
 import hashlib
 import json
 import tomllib
-from collections.abc import Callable, Sequence
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import attention_zoo as zoo
 import lra
+from lra.models import ModelConfig
 
 PROFILES = Path(__file__).resolve().parent / "profiles"
-SECTIONS = ("model", "optim", "train")
 
 
 class ConfigError(ValueError):
     """A profile or override that cannot be used; the message names the key."""
 
 
-def _int(lo: int) -> Callable[[object], bool]:
-    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= lo
+@dataclass(frozen=True)
+class OptimConfig:
+    """A profile's [optim]: AdamW, linear warm-up, then `schedule` decay to 0 at the last step."""
+
+    lr: float = field(default=1e-4, metadata={"above": 0.0})
+    betas: tuple[float, float] = field(
+        default=(0.9, 0.98), metadata={"lowest": 0.0, "below": 1.0, "help": "e.g. [0.9, 0.98]"}
+    )
+    adam_eps: float = field(default=1e-6, metadata={"above": 0.0})
+    weight_decay: float = field(default=0.01, metadata={"lowest": 0.0})
+    clip_norm: float = field(default=1.0, metadata={"lowest": 0.0, "help": "0 = no clipping"})
+    warmup: int = field(default=5000, metadata={"lowest": 0})
+    schedule: str = field(default="cosine", metadata={"choices": ("cosine", "linear", "constant")})
 
 
-def _real(lo: float, hi: float = float("inf"), open_lo: bool = False) -> Callable:
-    def check(v: object) -> bool:
-        if isinstance(v, bool) or not isinstance(v, int | float):
+@dataclass(frozen=True)
+class TrainConfig:
+    """A profile's [train]: batches, steps, validation, precision and when to stop."""
+
+    batch: int = field(default=32, metadata={"lowest": 1})
+    steps: int = field(default=50000, metadata={"lowest": 1})
+    eval_every: int = field(default=1000, metadata={"lowest": 1})
+    eval_examples: int = field(default=0, metadata={"lowest": 0, "help": "0 = the whole split"})
+    amp: str = field(default="bf16", metadata={"choices": ("bf16", "none")})
+    length: int = field(default=0, metadata={"lowest": 0, "help": "0 = the task's length"})
+    stop_at: float = field(
+        default=0.0,
+        metadata={"lowest": 0.0, "at_most": 1.0, "help": "a validation accuracy; 0 = never"},
+    )
+    # attention diagnostics at every validation (runners/lra/diagnostics.py)
+    diagnostics: bool = False
+
+
+# a profile's sections, each declared once: its keys, types, defaults and limits
+SCHEMA: dict[str, type] = {"model": ModelConfig, "optim": OptimConfig, "train": TrainConfig}
+SECTIONS = tuple(SCHEMA)
+
+
+@dataclass(frozen=True)
+class Key:
+    """One profile key, read off its section's dataclass field: the value's type, default and
+    limits (metadata `lowest` >=, `above` >, `below` <, `at_most` <=, `choices`, `help`)."""
+
+    name: str
+    kind: object
+    default: object
+    lowest: float | None = None
+    above: float | None = None
+    below: float | None = None
+    at_most: float | None = None
+    choices: tuple[str, ...] = ()
+    help: str = ""
+
+    def accepts(self, value: object) -> bool:
+        if self.choices:
+            return value in self.choices
+        if self.kind is bool:
+            return isinstance(value, bool)
+        if typing.get_origin(self.kind) is tuple:  # a fixed number of numbers
+            size = len(typing.get_args(self.kind))
+            return (
+                isinstance(value, list | tuple)
+                and len(value) == size
+                and all(self._number(v, float) for v in value)
+            )
+        return self._number(value, self.kind)
+
+    def _number(self, value: object, kind: object) -> bool:
+        allowed = int if kind is int else int | float
+        if isinstance(value, bool) or not isinstance(value, allowed):
             return False
-        return (v > lo if open_lo else v >= lo) and v < hi
+        return not (
+            (self.lowest is not None and value < self.lowest)
+            or (self.above is not None and value <= self.above)
+            or (self.below is not None and value >= self.below)
+            or (self.at_most is not None and value > self.at_most)
+        )
 
-    return check
+    def expected(self) -> str:
+        """What a good value is, in words ("an integer >= 1", "a number in [0, 1)")."""
+        if self.choices:
+            *most, last = [repr(c) for c in self.choices]
+            words = f"{', '.join(most)} or {last}" if most else last
+        elif self.kind is bool:
+            words = "true or false"
+        else:
+            lo = self.lowest if self.lowest is not None else self.above
+            hi = self.below if self.below is not None else self.at_most
+            if lo is not None and hi is not None:
+                shut = "[" if self.lowest is not None else "("
+                limit = f" in {shut}{lo:g}, {hi:g}{')' if self.below is not None else ']'}"
+            elif lo is not None:
+                limit = f" {'>=' if self.lowest is not None else '>'} {lo:g}"
+            else:
+                limit = ""
+            if typing.get_origin(self.kind) is tuple:
+                words = f"{len(typing.get_args(self.kind))} numbers{limit}"
+            else:
+                words = ("an integer" if self.kind is int else "a number") + limit
+        return f"{words} ({self.help})" if self.help else words
 
 
-def _choice(*options: str) -> Callable[[object], bool]:
-    return lambda v: v in options
+def _keys() -> dict[str, Key]:
+    out = {}
+    for section, cls in SCHEMA.items():
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            name = f"{section}.{f.name}"
+            out[name] = Key(name, hints[f.name], f.default, **f.metadata)
+    return out
 
 
-# key -> (check, what a good value is)
-SPEC: dict[str, tuple[Callable[[object], bool], str]] = {
-    "model.layers": (_int(1), "an integer >= 1"),
-    "model.width": (_int(1), "an integer >= 1, a multiple of model.heads"),
-    "model.heads": (_int(1), "an integer >= 1"),
-    "model.ffn": (_int(1), "an integer >= 1"),
-    "model.dropout": (_real(0.0, 1.0), "a number in [0, 1)"),
-    "model.pooling": (_choice("mean", "cls"), "'mean' or 'cls'"),
-    "optim.lr": (_real(0.0, open_lo=True), "a number > 0"),
-    "optim.betas": (
-        lambda v: isinstance(v, list) and len(v) == 2 and all(_real(0.0, 1.0)(b) for b in v),
-        "two numbers in [0, 1), e.g. [0.9, 0.98]",
-    ),
-    "optim.adam_eps": (_real(0.0, open_lo=True), "a number > 0"),
-    "optim.weight_decay": (_real(0.0), "a number >= 0"),
-    "optim.clip_norm": (_real(0.0), "a number >= 0 (0 = no clipping)"),
-    "optim.warmup": (_int(0), "an integer >= 0"),
-    "optim.schedule": (_choice("cosine", "linear", "constant"), "cosine, linear or constant"),
-    "train.batch": (_int(1), "an integer >= 1"),
-    "train.steps": (_int(1), "an integer >= 1"),
-    "train.eval_every": (_int(1), "an integer >= 1"),
-    "train.eval_examples": (_int(0), "an integer >= 0 (0 = the whole split)"),
-    "train.amp": (_choice("bf16", "none"), "'bf16' or 'none'"),
-    "train.length": (_int(0), "an integer >= 0 (0 = the task's length)"),
-    "train.stop_at": (_real(0.0, 1.0 + 1e-9), "a validation accuracy in [0, 1]; 0 = never"),
-    "train.diagnostics": (lambda v: isinstance(v, bool), "true or false"),
-}
-# keys a profile may leave out: absent, they are absent from the configuration too (the
-# code reads their default), so that adding one leaves every earlier run's hash as it was
-OPTIONAL = {"train.stop_at": 0, "train.diagnostics": False}
+SPEC: dict[str, Key] = _keys()
 # keys that change what a run records, not what it trains (runners/lra/diagnostics.py): a
 # run's identity leaves them out, so turning one on does not make a finished run new
 UNRECORDED_IN_HASH = ("train.diagnostics",)
+# The keys every run's identity carried before keys at their default were left out of it
+# (2026-12-07). They stay in it whatever their value, so that every earlier run keeps its hash.
+# Frozen: a key declared later (a profile key, a mechanism's option, a task's data parameter)
+# enters a run's identity only when its value differs from its default, so adding a key with a
+# default changes no run's hash (tests/runners/lra/test_identity.py).
+ALWAYS_IN_HASH = {
+    "model": ("layers", "width", "heads", "ffn", "dropout", "pooling"),
+    "optim": ("lr", "betas", "adam_eps", "weight_decay", "clip_norm", "warmup", "schedule"),
+    "train": ("batch", "steps", "eval_every", "eval_examples", "amp", "length"),
+    "method_options": {
+        "flash": ("use_flash_attn_package",),
+        "lotformer": ("r", "eps", "iters", "cls_tokens", "impl", "compiled"),
+        "performer": ("nb_features", "seed", "redraw_interval", "stabilizer"),
+        "sinkformer": ("iters", "eps", "impl", "streaming_from"),
+    },
+    "data": {
+        "recall": ("pairs", "keys", "values", "distractors", "seed", "train", "val", "test"),
+        "listops": ("count", "seed", "max_length", "min_length"),
+        "pathfinder": ("count", "seed", "level"),
+        "pathx": ("count", "seed", "level"),
+    },
+}
 # [data] (usually per task): the parameters that make the task's data, declared by the task
 # (`lra.task(name).data_params`, checked by its `check_data`). For a task read from disk
 # they are the generator parameters its data must have been made with (`python -m lra.data
@@ -224,12 +314,11 @@ def _check(cfg: dict, task: str) -> None:
             if name not in SPEC:
                 known = [k for k in SPEC if k.startswith(section + ".")]
                 raise ConfigError(f"{name}: unknown key; {section} has {known}")
-            check, expected = SPEC[name]
-            if not check(value):
-                raise ConfigError(f"{name} = {value!r}: expected {expected}")
-    missing = [k for k in SPEC if k not in OPTIONAL and k.split(".")[1] not in cfg[k.split(".")[0]]]
-    if missing:
-        raise ConfigError(f"the profile does not set {missing}")
+            if not SPEC[name].accepts(value):
+                raise ConfigError(f"{name} = {value!r}: expected {SPEC[name].expected()}")
+        for name, key in SPEC.items():  # a key the profile leaves out has its default
+            if name.startswith(section + "."):
+                cfg[section].setdefault(name.split(".")[1], copy.deepcopy(key.default))
     if cfg["model"]["width"] % cfg["model"]["heads"]:
         raise ConfigError(
             f"model.width = {cfg['model']['width']} is not a multiple of "
@@ -257,13 +346,36 @@ def _method_options(methods: dict, method: str, model: dict) -> dict:
     return {**zoo.info(method).defaults, **given}
 
 
+def _plain(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _defaults(cfg: dict, part: str) -> dict:
+    """The declared defaults of a configuration's `part`: a section, the options or the data."""
+    if part == "method_options":
+        return zoo.info(cfg["method"]).defaults
+    if part == "data":
+        return {p.name: p.default for p in lra.task(cfg["task"]).data_params}
+    return {name.split(".")[1]: key.default for name, key in SPEC.items() if name.startswith(part)}
+
+
 def identity(cfg: dict) -> dict:
-    """What makes a run the run it is: the configuration less UNRECORDED_IN_HASH (the
-    configs/<hash>.json beside the rows holds it)."""
+    """What makes a run the run it is (the configs/<hash>.json beside the rows holds it): the
+    configuration less UNRECORDED_IN_HASH and less every key outside ALWAYS_IN_HASH that is
+    at its declared default."""
     kept = copy.deepcopy(cfg)
-    for key in UNRECORDED_IN_HASH:
-        section, name = key.split(".")
-        kept.get(section, {}).pop(name, None)
+    for part in (*SECTIONS, "method_options", "data"):
+        if part not in kept:
+            continue
+        always = ALWAYS_IN_HASH[part]
+        if part in ("method_options", "data"):
+            always = always.get(cfg["method" if part == "method_options" else "task"], ())
+        defaults = _defaults(cfg, part)
+        for key in list(kept[part]):
+            unrecorded = f"{part}.{key}" in UNRECORDED_IN_HASH
+            at_default = key in defaults and _plain(kept[part][key]) == _plain(defaults[key])
+            if unrecorded or (key not in always and at_default):
+                del kept[part][key]
     return kept
 
 

@@ -22,7 +22,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ import torch
 
 import lra
 from lra.registry import SPLITS, BadData, MissingData, RowLog, TaskInfo, check_split, lookup, names
+from results.files import atomic_path, write_json_atomic
 
 CACHE_VERSION = 1
 
@@ -104,40 +104,31 @@ def _cache_valid(folder: Path, info: TaskInfo) -> bool:
 
 
 def write_json(path: Path, value: dict) -> None:
-    """Write `value` as JSON to `path` atomically (a temporary file swapped in)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(value, indent=1))
-    tmp.replace(path)
+    """Write `value` as JSON to `path` atomically, its keys in the order given."""
+    write_json_atomic(path, value, sort_keys=False)
 
 
 def _write_cache(folder: Path, info: TaskInfo, arrays: dict, sources: list[Path], log: RowLog):
     """Write arrays + manifest into a temporary folder, then swap it in (atomic per split)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    for name, array in arrays.items():
-        np.save(tmp / f"{name}.npy", array)
     sources = [p.resolve() for p in sources]
-    write_json(
-        tmp / "manifest.json",
-        {
-            "task": info.name,
-            "params": _params(info),
-            "rows": int(log.total),
-            "skipped": len(log.bad),
-            "skipped_examples": log.bad[:20],
-            "sources": [str(p) for p in sources],
-            "stat_digest": _stat_digest(sources),
-            "content_digest": _content_digest(sources),
-            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        },
-    )
-    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_path(folder) as tmp:
+        tmp.mkdir()
+        for name, array in arrays.items():
+            np.save(tmp / f"{name}.npy", array)
+        write_json(
+            tmp / "manifest.json",
+            {
+                "task": info.name,
+                "params": _params(info),
+                "rows": int(log.total),
+                "skipped": len(log.bad),
+                "skipped_examples": log.bad[:20],
+                "sources": [str(p) for p in sources],
+                "stat_digest": _stat_digest(sources),
+                "content_digest": _content_digest(sources),
+                "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            },
+        )
 
 
 def load(task: str, split: str, data_dir: str | Path | None = None) -> TaskData:

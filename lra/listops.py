@@ -34,6 +34,7 @@ from lra.registry import (
     progress,
     register,
 )
+from results.files import atomic_path
 
 OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
 END = "]"
@@ -252,12 +253,10 @@ def generate(
     written, start = [], 0
     for split, count in counts.items():
         path = folder / FILES[split]
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh, delimiter="\t")  # excel dialect: CRLF, as LRA's generator
             writer.writerow(["Source", "Target"])
             writer.writerows(rows[start : start + count])
-        tmp.replace(path)
         written.append(path)
         start += count
     return written

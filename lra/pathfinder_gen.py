@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from results.files import write_text_atomic
+
 LEVELS = {"curv_baseline": 6, "curv_contour_length_9": 9, "curv_contour_length_14": 14}
 BATCH = 1000  # images per imgs/<batch> folder
 
@@ -193,9 +195,7 @@ def _batch(args: tuple[Path, int, str, int, int, int]) -> int:
         lines.append(f"imgs/{batch} sample_{i}.png {i} {label}\n")
     meta = root / "metadata" / f"{batch}.npy"
     meta.parent.mkdir(parents=True, exist_ok=True)
-    tmp = meta.with_name(f".{meta.name}.tmp")
-    tmp.write_text("".join(lines))
-    tmp.replace(meta)  # a batch counts once its metadata exists
+    write_text_atomic(meta, "".join(lines))  # a batch counts once its metadata exists
     return count
 
 

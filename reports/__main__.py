@@ -52,15 +52,9 @@ from reports.data import (
     read_results,
     settings,
 )
+from results.files import write_text_atomic
 
 RENDERERS = ((".md", tables.to_markdown), (".tex", tables.to_latex), (".csv", tables.to_csv))
-
-
-def _write(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
 
 
 MAKES_THEM = "`make quickstart` or `make lra-all` makes them"
@@ -282,7 +276,7 @@ class _Report:
     def add(self, item: Output) -> None:
         if isinstance(item, TableOut):
             self.written += [
-                _write(self.out / f"{item.stem}{suffix}", render(item.table))
+                write_text_atomic(self.out / f"{item.stem}{suffix}", render(item.table))
                 for suffix, render in RENDERERS
             ]
             self.tables.append((item.stem, item.table))
@@ -329,7 +323,7 @@ def build(results: Path, out: Path) -> tuple[list[Path], list[str]]:
         rep.hints,
         {name: [(c, png.read_bytes()) for c, png in figs] for name, figs in rep.beside.items()},
     )
-    rep.written.append(_write(out / "leaderboard.html", page))
+    rep.written.append(write_text_atomic(out / "leaderboard.html", page))
     return rep.written, rep.left_out
 
 

@@ -18,6 +18,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt
 
+from results.files import atomic_path
+
 OKABE_ITO = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#D55E00", "#0072B2", "#CC79A7"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "h", "<", ">"]
 LINESTYLES = ["-", "--", ":", "-."]
@@ -61,9 +63,8 @@ def save(fig, stem: Path) -> list[Path]:
         (".pdf", {"Creator": None, "Producer": None, "CreationDate": None}),
     ):
         path = stem.with_name(stem.name + suffix)
-        tmp = path.with_name(f".{path.name}.tmp")
-        fig.savefig(tmp, format=suffix[1:], dpi=150, metadata=metadata, bbox_inches="tight")
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=suffix[1:], dpi=150, metadata=metadata, bbox_inches="tight")
         written.append(path)
     plt.close(fig)
     return written

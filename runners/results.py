@@ -4,14 +4,13 @@
     writer.append(row)            # on disk when this returns; a kill never leaves half a file
     table = read_results(Path("results/sweep"))   # the union of every part
 
-A part is written to a hidden temporary file beside it and moved into place with
-`os.replace`, which is atomic on POSIX: readers see the old part or the new one, never a
-torn one. Temporaries left by a killed writer are removed by the next writer.
+A part is written through `results.files.atomic_path` (a hidden temporary beside it, moved
+into place with `os.replace`, atomic on POSIX): readers see the old part or the new one, never
+a torn one. Temporaries left by a killed writer are removed by the next writer.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
@@ -23,29 +22,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from results import schema
+from results.files import atomic_path
 
 TMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.parquet\.tmp-(?P<host>[^-]+)-(?P<pid>\d+)$")
 
 
 def write_table_atomic(rows: list[dict], schema: pa.Schema, path: Path) -> None:
-    """Write `rows` as one parquet file at `path`, atomically."""
+    """Write `rows` as one parquet file at `path`, atomically and flushed to disk."""
     table = pa.Table.from_pylist(rows, schema=schema)
-    tmp = path.with_name(f".{path.stem}.parquet.tmp-{socket.gethostname()}-{os.getpid()}")
-    try:
+    with atomic_path(path, fsync=True) as tmp:
         pq.write_table(table, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_json_atomic(path: Path, value: object) -> None:
-    """Write `value` as indented JSON at `path`, atomically (parents created)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
-    tmp.write_text(json.dumps(value, indent=1, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def pid_alive(pid: int) -> bool:

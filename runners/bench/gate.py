@@ -42,10 +42,10 @@ import torch
 
 import attention_zoo as zoo
 from attention_zoo.plugins import BUILT_IN
+from results.files import write_json_atomic
 from runners.measure import allocator
 from runners.measure.cases import AttentionCase, Settings, workload
 from runners.measure.meters import measure_memory
-from runners.results import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH_FILE = REPO / "tests" / "benchmarks" / "bench_zoo.py"

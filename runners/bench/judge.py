@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from results.files import write_json_atomic
 from runners.bench import noise, paired, stats
 from runners.bench.gate import (
     MEMORY_TOLERANCE,
@@ -37,7 +38,6 @@ from runners.bench.gate import (
     current_device,
     run_benchmarks,
 )
-from runners.results import write_json_atomic
 
 OLD_BASELINE = "no interval: old baseline (`make bench-baseline` writes one with samples)"
 NOISY_SPREAD = 0.10  # the reference workload's spread over which the run is called noisy

@@ -16,8 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from results.files import write_json_atomic
 from runners.provenance import provenance
-from runners.results import write_json_atomic
 
 
 def device_facts() -> dict[str, object]:

@@ -26,8 +26,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from results.files import atomic_path, write_json_atomic, write_text_atomic
 from runners.provenance import REPO
-from runners.results import write_json_atomic
 
 CUT_EXIT = 128 + signal.SIGTERM
 
@@ -267,9 +267,7 @@ class Check:
     def write_summary(self) -> None:
         write_json_atomic(self.ctx.run_dir / "summary.json", self.summary())
         text = self.summary_text() + "\n"
-        tmp = self.ctx.run_dir / ".summary.md.tmp"
-        tmp.write_text("```\n" + text + "```\n")
-        os.replace(tmp, self.ctx.run_dir / "summary.md")
+        write_text_atomic(self.ctx.run_dir / "summary.md", "```\n" + text + "```\n")
         if self.bundle is not None:
             write_bundle(self.bundle, self.ctx.out, self.started_wall, self.ctx.data_dir)
 
@@ -308,13 +306,10 @@ def last_error(log: Path) -> str | None:
 def write_bundle(bundle: Path, out: Path, since: float, exclude: Path) -> None:
     """tar.gz of every file under `out` written since `since`, paths relative to `out`,
     atomically (the previous bundle stays whole until the new one is complete)."""
-    bundle.parent.mkdir(parents=True, exist_ok=True)
-    tmp = bundle.with_name(f".{bundle.name}.tmp")
-    with tarfile.open(tmp, "w:gz") as tar:
+    with atomic_path(bundle) as tmp, tarfile.open(tmp, "w:gz") as tar:
         for path in sorted(out.rglob("*")):
             if not path.is_file() or path.name.startswith("."):
                 continue
             if exclude in path.parents or path.stat().st_mtime < since - 1:
                 continue
             tar.add(path, arcname=str(path.relative_to(out)))
-    os.replace(tmp, bundle)

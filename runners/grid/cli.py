@@ -39,11 +39,11 @@ from pathlib import Path
 
 import attention_zoo as zoo
 import lra
+from results.files import write_json_atomic
 from runners.arguments import INTERRUPTED_EXIT
 from runners.grid.launch import Slurm, jobs_to_submit, run_local, submit, wait
 from runners.grid.plan import grid_folder, plan_lra, plan_sweep
 from runners.grid.status import status_text
-from runners.results import write_json_atomic
 
 
 def build_parser() -> argparse.ArgumentParser:

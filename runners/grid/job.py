@@ -21,8 +21,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from results.files import write_json_atomic
 from runners.arguments import INTERRUPTED_EXIT
-from runners.results import write_json_atomic
 
 TAIL_LINES = 2  # of a failed job's stderr, kept as its error
 RUNNING: set[subprocess.Popen] = set()  # runners running now (the local launcher signals them)

@@ -27,12 +27,13 @@ from lra import generators
 from lra.data import load
 from lra.registry import SPLITS, BadData, MissingData
 from results import schema
+from results.files import write_json_atomic
 from runners.arguments import INTERRUPTED_EXIT, parse_names
 from runners.lra import config as lra_config
 from runners.lra.judge import collapse_reason, crop, data_identity
 from runners.lra.train import STOP_SIGNALS, Run, StopFlag, checkpoint_path, train
 from runners.provenance import provenance
-from runners.results import PartWriter, part_name, write_json_atomic
+from runners.results import PartWriter, part_name
 
 SCHEMA = schema.LRA
 

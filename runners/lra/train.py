@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
 import signal
 import sys
 import time
@@ -39,6 +38,7 @@ from lra.models import ModelConfig, build_model
 from lra.registry import TaskInfo
 from lra.registry import task as lra_task
 from results import schema
+from results.files import atomic_path
 from runners.lra.diagnostics import Probe
 from runners.lra.distributed import SINGLE, Dist
 from runners.measure.meters import tensor_bytes
@@ -148,9 +148,8 @@ def evaluate(
 
 
 def _save(path: Path, state: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def _rng_state() -> dict:
@@ -259,7 +258,8 @@ class TrainingState:
 
     @classmethod
     def from_saved(cls, saved: dict) -> TrainingState:
-        return cls(**{f.name: saved[f.name] for f in fields(cls)})
+        """The state a checkpoint holds; a field added since it was written takes its default."""
+        return cls(**{f.name: saved[f.name] for f in fields(cls) if f.name in saved})
 
 
 class _Training:
@@ -289,7 +289,7 @@ class _Training:
             self.curve = _CurveRows()
         self.state = TrainingState()
         self.net = None  # what trains (DDP-wrapped); `model` is evaluated and saved
-        wanted = self.t.get("diagnostics", False) and dist.main
+        wanted = self.t["diagnostics"] and dist.main
         self.probe = Probe(self.model, splits["val"], device) if wanted else None
 
     def resume(self) -> None:
@@ -453,7 +453,7 @@ def train(
         dynamic_ncols=True,
         leave=False,
     )
-    stop_at = run.cfg["train"].get("stop_at", 0)  # 0: train every step
+    stop_at = run.cfg["train"]["stop_at"]  # 0: train every step
     try:
         while state.step < steps and not (stop_at and state.best_acc >= stop_at):
             step = state.step + 1

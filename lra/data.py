@@ -1,5 +1,7 @@
 """LRA data: every task as ready tensors, cached, from the sources a user has on disk.
 
+Its command line (lra/cli.py):
+
     python -m lra.data status                      # each task: present or how to get it
     python -m lra.data prepare listops             # read + cache all splits (or: all)
     python -m lra.data download listops            # fetch, verify, unpack (lra.download)
@@ -17,20 +19,17 @@ contents): a second load reads the cache; a changed source or parameter rebuilds
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hashlib
 import json
 import os
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-import lra
 from lra.registry import SPLITS, BadData, MissingData, RowLog, TaskInfo, check_split, lookup, names
 from results.files import atomic_path, write_json_atomic
 
@@ -99,13 +98,8 @@ def _cache_valid(folder: Path, info: TaskInfo) -> bool:
     if _content_digest(sources) != manifest.get("content_digest"):
         return False
     manifest["stat_digest"] = _stat_digest(sources)
-    write_json(folder / "manifest.json", manifest)
+    write_json_atomic(folder / "manifest.json", manifest, sort_keys=False)
     return True
-
-
-def write_json(path: Path, value: dict) -> None:
-    """Write `value` as JSON to `path` atomically, its keys in the order given."""
-    write_json_atomic(path, value, sort_keys=False)
 
 
 def _write_cache(folder: Path, info: TaskInfo, arrays: dict, sources: list[Path], log: RowLog):
@@ -115,7 +109,7 @@ def _write_cache(folder: Path, info: TaskInfo, arrays: dict, sources: list[Path]
         tmp.mkdir()
         for name, array in arrays.items():
             np.save(tmp / f"{name}.npy", array)
-        write_json(
+        write_json_atomic(
             tmp / "manifest.json",
             {
                 "task": info.name,
@@ -128,6 +122,7 @@ def _write_cache(folder: Path, info: TaskInfo, arrays: dict, sources: list[Path]
                 "content_digest": _content_digest(sources),
                 "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             },
+            sort_keys=False,
         )
 
 
@@ -209,91 +204,6 @@ def status(root: Path) -> list[str]:
     return lines
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from lra import download, generators
-
-    parser = argparse.ArgumentParser(
-        prog="python -m lra.data",
-        description="LRA data: status of every task, preparing the caches, generating the "
-        "synthetic tasks offline.",
-    )
-    data_dir_help = "data directory (default $LRA_DATA_DIR, else ./data)"
-    parser.add_argument("--data-dir", help=data_dir_help)
-    # the same option after the subcommand: `generate listops --data-dir D` as `--data-dir D
-    # generate listops` (SUPPRESS: given there only, it does not reset the one given before)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", default=argparse.SUPPRESS, help=data_dir_help)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser(
-        "status", parents=[common], help="list every task as present or missing (and how to get it)"
-    )
-    prep = sub.add_parser(
-        "prepare", parents=[common], help="read the sources and cache every split"
-    )
-    prep.add_argument("task", choices=[*names(), "all"])
-    down = sub.add_parser(
-        "download",
-        parents=[common],
-        help="fetch a task's sources from their official locations (resumable, checksummed), "
-        "unpack what it reads, and cache it",
-        description="Fetch, verify and unpack the sources of TASK (or all): the LRA release "
-        "for listops, retrieval, pathfinder and pathx (only the folders they read are "
-        "unpacked), IMDb for text, CIFAR-10 for image. An interrupted download resumes.",
-    )
-    down.add_argument("task", choices=[*download.TASKS, "all"])
-    down.add_argument(
-        "--url",
-        help="fetch from this mirror instead (or set "
-        + ", ".join(f"${s.env}" for s in download.SOURCES.values())
-        + ")",
-    )
-    down.add_argument(
-        "--sha256", help="the SHA-256 the archive must have (instead of the known checksum)"
-    )
-    down.add_argument(
-        "--dry-run", action="store_true", help="list what would be fetched, with sizes"
-    )
-    gen = sub.add_parser(
-        "generate",
-        help="generate a synthetic task in the release layout (offline, seeded)",
-        description="Generate a task's sources offline in the release's layout, and record "
-        "the parameters beside them (generated.json). `generate TASK --help` lists TASK's.",
-    )
-    per_task = gen.add_subparsers(dest="task", required=True, metavar="TASK")
-    for name in generators.names():
-        params = lra.task(name).data_params
-        one = per_task.add_parser(name, parents=[common], help=f"{name}: " + ", ".join(
-            p.flag for p in params))  # fmt: skip
-        for p in params:
-            default = f" (default {p.default})" if p.default is not None else ""
-            one.add_argument(
-                p.flag,
-                dest=p.name,
-                type=p.kind,
-                choices=p.choices or None,
-                default=None,
-                help=p.help + ("" if "default" in p.help else default),
-            )
-    args = parser.parse_args(argv)
-    root = resolve_data_dir(args.data_dir)
-    if args.command == "status":
-        print(f"data directory: {root.resolve()}")
-        print("\n".join(status(root)))
-        return 0
-    if args.command == "download":
-        return download.main(args, parser)
-    if args.command == "generate":
-        given = {p.name: getattr(args, p.name) for p in lra.task(args.task).data_params}
-        try:
-            generators.generate(args.task, root, given)
-        except ValueError as exc:  # data.count = 2: must be ... -> --count 2: must be ...
-            name, _, why = str(exc).removeprefix("data.").partition(" ")
-            flag = lra.registry.Param(name, None, "").flag if why.startswith("=") else None
-            parser.error(f"{flag} {why.removeprefix('= ')}" if flag else str(exc))
-        return 0
-    return prepare(names() if args.task == "all" else [args.task], root)
-
-
 def prepare(tasks: list[str], root: Path) -> int:
     """Read and cache every split of `tasks`, a line each; 1 if one could not be, else 0."""
     failed = 0
@@ -310,5 +220,7 @@ def prepare(tasks: list[str], root: Path) -> int:
     return 1 if failed else 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # `python -m lra.data`: the command line is lra/cli.py's
+    from lra.cli import main
+
     sys.exit(main())

@@ -31,7 +31,6 @@ import http.client
 import json
 import os
 import shutil
-import sys
 import tarfile
 import time
 import urllib.error
@@ -39,6 +38,8 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+from results.files import write_json_atomic
 
 CHUNK = 1 << 20
 RETRIES = 3  # reconnections after a dropped connection, each resuming with a Range request
@@ -123,11 +124,7 @@ def read_manifest(data_dir: Path) -> dict:
 
 
 def _write_manifest(data_dir: Path, manifest: dict) -> None:
-    from lra.data import write_json  # atomic, as the caches' manifests
-
-    path = _manifest_path(data_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, manifest)
+    write_json_atomic(_manifest_path(data_dir), manifest, sort_keys=False)
 
 
 def _digests(path: Path) -> tuple[str, str]:
@@ -473,28 +470,3 @@ def download(
             else:
                 say(f"{', '.join(f + '/' for f in folders)}: already unpacked")
     return fetched
-
-
-def main(args, parser) -> int:
-    """`python -m lra.data download`: args from lra.data's parser."""
-    from lra.data import prepare, resolve_data_dir
-
-    root = resolve_data_dir(args.data_dir)
-    tasks = list(TASKS) if args.task == "all" else [args.task]
-    try:
-        fetched = download(tasks, root, args.url, args.sha256, args.dry_run)
-    except ValueError as exc:
-        parser.error(str(exc))
-    except DownloadError as exc:
-        print(f"download: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(
-            "\ndownload: interrupted; the part file stays, and the same command resumes",
-            file=sys.stderr,
-        )
-        return 130
-    if args.dry_run:
-        return 0
-    print(f"fetched {sum(fetched.values()):,} bytes")
-    return prepare(tasks, root)  # every split read and cached, as `prepare` does

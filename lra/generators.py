@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 import lra
-from lra.data import write_json
+from results.files import write_json_atomic
 
 RECORD = "generated.json"  # beside the generated files: the parameters they were made with
 
@@ -27,7 +27,7 @@ def names() -> list[str]:
 
 def write_record(folder: Path, task: str, params: dict) -> Path:
     """Write `folder`/generated.json (atomically): what `task`'s files there were made with."""
-    write_json(folder / RECORD, {"task": task, **params})
+    write_json_atomic(folder / RECORD, {"task": task, **params}, sort_keys=False)
     return folder / RECORD
 
 

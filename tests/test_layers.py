@@ -64,3 +64,29 @@ def test_no_module_imports_another_commands_command_line():
             if other != command:
                 assert f"runners.{other}.cli" not in text, module
                 assert f"runners.{other} import cli" not in text, module
+
+
+def test_no_module_of_lra_imports_itself_through_others():
+    """lra's modules form no circle of imports (the package's __init__, which only registers
+    the tasks, apart); imports inside functions count too, a `__main__` block's do not (it
+    runs when the file is the program, not when the module is imported)."""
+    modules = {p.stem: p for p in (ROOT / "lra").glob("*.py") if p.stem != "__init__"}
+    edges = {}
+    for name, path in modules.items():
+        found = set()
+        body = [s for s in ast.parse(path.read_text()).body if "__main__" not in ast.unparse(s)]
+        for node in ast.walk(ast.Module(body=body, type_ignores=[])):
+            if isinstance(node, ast.ImportFrom) and node.module == "lra":
+                found |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lra."):
+                found.add(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("lra.")}
+        edges[name] = found & set(modules)
+
+    def reaches(start: str, goal: str, seen: set) -> bool:
+        return any(
+            n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in edges[start]
+        )
+
+    assert not [m for m in modules if reaches(m, m, set())]

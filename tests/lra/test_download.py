@@ -18,8 +18,8 @@ import pytest
 
 from lra import download as dl
 from lra import listops, pathfinder_gen
+from lra.cli import main as data_main
 from lra.data import load
-from lra.data import main as data_main
 from tests.lra.test_image import META, write_batches
 from tests.lra.test_text_retrieval import aan_row, write_aan
 

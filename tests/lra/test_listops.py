@@ -150,7 +150,7 @@ def test_missing_data_says_how_to_get_it(tmp_path):
 
 
 def test_a_shorter_listops_keeps_its_rows_between_the_lengths_asked(tmp_path):
-    from lra.data import main
+    from lra.cli import main
 
     argv = ["--data-dir", str(tmp_path), "generate", "listops", "--count", "300"]
     assert main([*argv, "--max-length", "64"]) == 0

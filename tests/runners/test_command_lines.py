@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import attention_zoo as zoo
-from lra.data import main as data_main
+from lra.cli import main as data_main
 from runners.bench.gate import cases
 from runners.grid import cli as grid
 from runners.grid.plan import grid_folder, plan_lra

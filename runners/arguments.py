@@ -40,15 +40,38 @@ def add_import_option(parser: argparse.ArgumentParser) -> None:
     add(parser)
 
 
-def load_imports(parser: argparse.ArgumentParser, specs: Sequence[str]) -> None:
-    """Import each of `specs` (attention_zoo.import_plugin); a missing one, or one whose
-    import raises, is a usage error naming it, before any work starts."""
+def load_imports(specs: Sequence[str]) -> None:
+    """Import each of `specs` (attention_zoo.import_plugin); ValueError naming a missing one,
+    or one whose import raises, with its cause."""
     from attention_zoo import import_plugin  # here: see add_import_option
 
     for spec in specs:
         try:
             import_plugin(spec)
-        except ValueError as exc:
-            parser.error(str(exc))
+        except ValueError:
+            raise
         except Exception as exc:  # the plugin's own failure, named with its cause
-            parser.error(f"--import {spec}: its import failed: {type(exc).__name__}: {exc}")
+            raise ValueError(
+                f"--import {spec}: its import failed: {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def parse_command(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None
+) -> argparse.Namespace:
+    """A runner's arguments, its `--import`s loaded before any work starts: a bad one is a
+    usage error of `parser` (an exit, or a ValueError from a RaisingParser)."""
+    args = parser.parse_args(argv)
+    try:
+        load_imports(args.imports)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return args
+
+
+class RaisingParser(argparse.ArgumentParser):
+    """A parser whose usage errors raise ValueError("PROG: message") instead of exiting: the
+    grid checks a runner's arguments in its own process, as each of its jobs will parse them."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise ValueError(f"{self.prog}: {message}")

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from runners.arguments import add_import_option, load_imports
+from runners.arguments import add_import_option, parse_command
 from runners.bench.gate import SPEED_THRESHOLD, Extra, GateError, default_baseline, write_baseline
 from runners.bench.judge import Request, check
 from runners.bench.paired import BUDGET_S
@@ -94,8 +94,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
-    load_imports(parser, args.imports)  # a missing one fails here, before any benchmark
+    args = parse_command(parser, argv)  # a missing --import fails here, before any benchmark
     extra = Extra(tuple(args.imports), args.plugins)
     baseline_path = args.baseline or default_baseline()
     if args.budget_s < 0:

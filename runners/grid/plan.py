@@ -7,13 +7,12 @@ of `runners.sweep`, each with the runner command its job runs.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 from pathlib import Path
 
 import attention_zoo as zoo
-from runners.arguments import load_imports, parse_names
+from runners.arguments import RaisingParser, parse_command, parse_names
 from runners.grid.job import GridCell
 from runners.lra import args as lra_args
 from runners.lra.runs import plan
@@ -22,12 +21,13 @@ from runners.sweep import args as sweep_args
 
 def plan_lra(tasks: str, methods: str, seeds: str, rest: list[str]) -> tuple[list[GridCell], dict]:
     """One cell per (task, method, seed) of the comma lists; the runner's own parser checks
-    `rest`, the options passed on. Returns the cells and where their results go."""
+    `rest`, the options passed on (its errors a ValueError). Returns the cells and where
+    their results go."""
     for flag in ("--efficiency", "--dry-run"):
         if any(a == flag or a.startswith(flag + "=") for a in rest):
             raise ValueError(f"{flag} is not a grid's: a cell is one training run")
-    ns = _parse(
-        lra_args.build_parser(),
+    ns = parse_command(
+        lra_args.build_parser(RaisingParser),
         ["--tasks", tasks, "--methods", methods, "--seeds", seeds, *rest],
     )
     runs, _ = plan(ns.task, ns.method, ns.seeds, ns.profile, ns.overrides)
@@ -51,7 +51,8 @@ def plan_sweep(
     methods: str, partitions: str | None, rest: list[str]
 ) -> tuple[list[GridCell], dict]:
     """One cell per (method, comma-listed partition): each GPU kind measures every method."""
-    ns = sweep_args.resolve(_parse(sweep_args.build_parser(), ["--methods", methods, *rest]))
+    parser = sweep_args.build_parser(RaisingParser)
+    ns = sweep_args.resolve(parse_command(parser, ["--methods", methods, *rest]))
     names = parse_names(methods, zoo.names(), "methods")
     parts = [p for p in (partitions or "").split(",") if p] or [""]
     cells = [
@@ -66,19 +67,6 @@ def plan_sweep(
         for p in parts
     ]
     return cells, {"results": str(Path(ns.out).resolve())}
-
-
-def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    """Parse with a runner's parser and load its `--import`s, as each job will; errors
-    become ValueError (not an exit)."""
-
-    def error(message: str):
-        raise ValueError(f"{parser.prog}: {message}")
-
-    parser.error = error  # type: ignore[method-assign]
-    ns = parser.parse_args(argv)
-    load_imports(parser, ns.imports)
-    return ns
 
 
 def grid_folder(jobs: Path, kind: str, cells: list[GridCell]) -> Path:

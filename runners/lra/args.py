@@ -12,8 +12,8 @@ from runners.lra import config as lra_config
 from runners.measure import allocator
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def build_parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser):
+    p = kind(
         prog="python -m runners.lra",
         description="Train and evaluate LRA models for every (task, attention, seed): final "
         "rows to parquet, learning curves beside them, checkpoints; the same command resumes.",

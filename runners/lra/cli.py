@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import attention_zoo as zoo
 from lra.data import resolve_data_dir
-from runners.arguments import INTERRUPTED_EXIT, load_imports, parse_names
+from runners.arguments import INTERRUPTED_EXIT, parse_command, parse_names
 from runners.lra import config as lra_config
 from runners.lra import distributed
 from runners.lra.args import build_parser
@@ -46,8 +46,7 @@ __all__ = ["INTERRUPTED_EXIT", "main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    load_imports(parser, args.imports)
+    args = parse_command(parser, argv)
     try:
         device = resolve_device(args.device)
         if args.efficiency:

@@ -131,8 +131,8 @@ def _parse_value(raw: str, default: object) -> object:
     return raw
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def build_parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser):
+    p = kind(
         prog="python -m runners.sweep",
         description="Time and peak memory of attention mechanisms against sequence length. "
         "Each cell (method x length x pass) is one parquet row, written as soon as it is measured; "

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 import attention_zoo as zoo
-from runners.arguments import load_imports, parse_names
+from runners.arguments import parse_command, parse_names
 from runners.measure import allocator
 from runners.measure.cases import PASSES, AttentionCase, Settings
 from runners.measure.loop import available_memory_bytes
@@ -29,8 +29,7 @@ from runners.sweep.run import run_sweep, summary
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    load_imports(parser, args.imports)
+    args = parse_command(parser, argv)
     args = resolve(args)
     try:
         methods = parse_names(args.methods, zoo.names(), "methods")

@@ -114,8 +114,6 @@ def scaling(rows: pd.DataFrame, title: str = "Attention scaling") -> object:
     the reason beside it."""
     first = rows.iloc[0]
     rows = latest(rows, ["method", "method_options", "seq_len", "pass"])
-    names = _line_names(rows)
-    ok_all = rows[rows["status"] == "ok"]
     metrics = [
         ("time_ms", 1.0, "time per call (ms)"),
         ("peak_mem_bytes", 2.0**-20, "peak memory (MiB)"),
@@ -129,50 +127,69 @@ def scaling(rows: pd.DataFrame, title: str = "Attention scaling") -> object:
     for col, (pass_, pass_title) in enumerate(PASSES.items()):
         for r, (metric, scale, label) in enumerate(metrics):
             ax = axes[r][col]
-            part = rows[rows["pass"] == pass_]
-            ok = part[(part["status"] == "ok") & part[metric].notna()]
-            stopped = []
-            for key, name in names.items():
-                line = part[(part["method"] == key[0]) & (part["method_options"] == key[1])]
-                line = line.sort_values("seq_len")
-                done = line[(line["status"] == "ok") & line[metric].notna()]
-                style = _line_style(key, names)
-                ax.plot(done["seq_len"], done[metric] * scale, label=name, markersize=5, **style)
-                last = done["seq_len"].max() if len(done) else -math.inf
-                after = line[(line["status"] != "ok") & (line["seq_len"] > last)]
-                if len(after):
-                    stopped.append((after.iloc[0], style))
-            ax.set_xscale("log", base=2)
-            ax.set_yscale("log")
-            ax.xaxis.set_major_formatter(FuncFormatter(_tokens))
-            if len(ok):  # the same limits for both passes: the row shares its y axis
-                low, high = ok_all[metric].min() * scale / 2, ok_all[metric].max() * scale * 4
-                if metric == "achieved_tflops" and peak is not None:
-                    high = max(high, peak * 2)
-                ax.set_ylim(low, high)
-                x0 = ok["seq_len"].min()
-                y0 = float(np.exp(np.log(ok.loc[ok["seq_len"] == x0, metric] * scale).mean()))
-                if metric != "achieved_tflops":
-                    _guides(ax, x0, y0, rows["seq_len"].max())
-                elif peak is not None:
-                    ax.axhline(peak, color="0.3", linewidth=0.9, linestyle="--")
-                    ax.annotate(
-                        f"dense bf16 peak {peak:g}",
-                        (0.01, peak),
-                        xycoords=("axes fraction", "data"),
-                        xytext=(0, 3),
-                        textcoords="offset points",
-                        fontsize=7,
-                        color="0.3",
-                    )
-            _mark_stopped(ax, stopped)
+            _scaling_panel(ax, rows, rows[rows["pass"] == pass_], metric, scale, peak)
             if r == 0:
                 ax.set_title(pass_title)
             if col == 0:
                 ax.set_ylabel(label)
             if r == len(metrics) - 1:
                 ax.set_xlabel("sequence length N (tokens)")
-    handles = axes[0][0].get_legend_handles_labels()[0]
+    legend_rows = _scaling_legend(fig, axes[0][0])
+    fig.suptitle(
+        f"{title} on {first['device_name']} ({first['device']}), {first['dtype']}, "
+        f"batch {first['batch']}, {first['heads']} heads × head dim {first['head_dim']}"
+    )
+    fig.tight_layout(rect=(0, (0.3 + 0.2 * legend_rows) / fig.get_figheight(), 1, 1))
+    return fig
+
+
+def _scaling_panel(ax, rows: pd.DataFrame, part: pd.DataFrame, metric, scale, peak) -> None:
+    """One panel of `scaling`: a line per mechanism over `part` (one pass), the first length
+    each did not run, and the y limits shared with the other pass (from all of `rows`)."""
+    names = _line_names(rows)
+    stopped = []
+    for key, name in names.items():
+        line = part[(part["method"] == key[0]) & (part["method_options"] == key[1])]
+        line = line.sort_values("seq_len")
+        done = line[(line["status"] == "ok") & line[metric].notna()]
+        style = _line_style(key, names)
+        ax.plot(done["seq_len"], done[metric] * scale, label=name, markersize=5, **style)
+        last = done["seq_len"].max() if len(done) else -math.inf
+        after = line[(line["status"] != "ok") & (line["seq_len"] > last)]
+        if len(after):
+            stopped.append((after.iloc[0], style))
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(_tokens))
+    ok = part[(part["status"] == "ok") & part[metric].notna()]
+    if len(ok):  # the same limits for both passes: the row shares its y axis
+        ok_all = rows[rows["status"] == "ok"]
+        low, high = ok_all[metric].min() * scale / 2, ok_all[metric].max() * scale * 4
+        if metric == "achieved_tflops" and peak is not None:
+            high = max(high, peak * 2)
+        ax.set_ylim(low, high)
+        x0 = ok["seq_len"].min()
+        y0 = float(np.exp(np.log(ok.loc[ok["seq_len"] == x0, metric] * scale).mean()))
+        if metric != "achieved_tflops":
+            _guides(ax, x0, y0, rows["seq_len"].max())
+        elif peak is not None:
+            ax.axhline(peak, color="0.3", linewidth=0.9, linestyle="--")
+            ax.annotate(
+                f"dense bf16 peak {peak:g}",
+                (0.01, peak),
+                xycoords=("axes fraction", "data"),
+                xytext=(0, 3),
+                textcoords="offset points",
+                fontsize=7,
+                color="0.3",
+            )
+    _mark_stopped(ax, stopped)
+
+
+def _scaling_legend(fig, ax) -> int:
+    """The figure-wide legend of `scaling` (the lines, the guides, the hollow marker): the
+    rows it takes."""
+    handles = ax.get_legend_handles_labels()[0]
     handles.append(Line2D([], [], color="0.55", linestyle=(0, (6, 3)), label="O(N), O(N²)"))
     handles.append(
         Line2D(
@@ -188,13 +205,7 @@ def scaling(rows: pd.DataFrame, title: str = "Attention scaling") -> object:
     longest = max(len(h.get_label()) for h in handles[:-2]) if len(handles) > 2 else 0
     ncol = 4 if longest <= 24 else 3 if longest <= 36 else 2  # the legend stays figure-wide
     fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False)
-    fig.suptitle(
-        f"{title} on {first['device_name']} ({first['device']}), {first['dtype']}, "
-        f"batch {first['batch']}, {first['heads']} heads × head dim {first['head_dim']}"
-    )
-    legend_rows = -(-len(handles) // ncol)
-    fig.tight_layout(rect=(0, (0.3 + 0.2 * legend_rows) / fig.get_figheight(), 1, 1))
-    return fig
+    return -(-len(handles) // ncol)
 
 
 def learning_curves(curves: pd.DataFrame, majority: float | None = None) -> object:

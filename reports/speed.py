@@ -50,53 +50,61 @@ def lra_efficiency(
     base = latest[(latest["method"] == "softmax") & (latest["status"] == "ok")]
     base_speed = dict(zip(base["seq_len"], base["steps_per_s"], strict=True))
     for method, group in sorted(latest.groupby("method"), key=lambda kv: kv[0]):
-        speed, memory = [], []
-        for n in lengths:
-            hit = group[group["seq_len"] == n]
-            if hit.empty or hit["status"].iloc[0] != "ok":
-                if n not in set(latest["seq_len"]):
-                    text = f"N = {n}: not in our measured lengths"
-                elif hit.empty:
-                    text = f"{method} at N = {n}: not measured"
-                else:
-                    error = hit["error"].iloc[0]
-                    detail = f" ({error[:80]})" if isinstance(error, str) else ""
-                    text = f"{method} at N = {n}: {hit['status'].iloc[0]}{detail}"
-                note = (add_note(table, text),)
-                speed.append(TableCell(None, notes=note))
-                memory.append(TableCell(None, notes=note))
-                continue
-            s, r = float(hit["steps_per_s"].iloc[0]), hit.iloc[0]
-            up = f"({s / base_speed[n]:.1f}×)" if n in base_speed else ""
-            speed.append(TableCell(s, extra=up))
-            memory.append(TableCell(float(r["peak_mem_bytes"]) / 1e9))
-        table.ours[method] = speed + memory
+        cells = [_measured(table, method, group, n, latest, base_speed) for n in lengths]
+        table.ours[method] = [c[0] for c in cells] + [c[1] for c in cells]
         describe(table, method, group)
     mark_best(table)
     if reported is not None:
-        ref = reported[reported["model"] == "Transformer"]
-        ref_speed = dict(zip(ref["seq_len"], ref["steps_per_second"], strict=True))
-        for (source, model), group in reported.groupby(["source", "model"], sort=False):
-            by_len = {int(r.seq_len): r for r in group.itertuples()}
-            speed = [
-                TableCell(
-                    float(by_len[n].steps_per_second),
-                    extra=f"({by_len[n].steps_per_second / ref_speed[n]:.1f}×)"
-                    if n in ref_speed
-                    else "",
-                )
-                if n in by_len
-                else TableCell(None)
-                for n in lengths
-            ]
-            memory = [
-                TableCell(float(by_len[n].peak_memory_gb)) if n in by_len else TableCell(None)
-                for n in lengths
-            ]
-            name = f"{model}, reported ({source})"
-            table.reported[name] = speed + memory
-            table.provenance[name] = f"published: {source}"
+        _add_reported(table, reported, lengths)
     return table
+
+
+def _measured(
+    table: Table, method: str, group: pd.DataFrame, n: int, latest: pd.DataFrame, base: dict
+) -> tuple[TableCell, TableCell]:
+    """(steps/s with its speed-up over softmax, memory GB) of `method` at length `n`; a
+    length it did not run is '-' in both, with a footnote saying why."""
+    hit = group[group["seq_len"] == n]
+    if hit.empty or hit["status"].iloc[0] != "ok":
+        if n not in set(latest["seq_len"]):
+            text = f"N = {n}: not in our measured lengths"
+        elif hit.empty:
+            text = f"{method} at N = {n}: not measured"
+        else:
+            error = hit["error"].iloc[0]
+            detail = f" ({error[:80]})" if isinstance(error, str) else ""
+            text = f"{method} at N = {n}: {hit['status'].iloc[0]}{detail}"
+        note = (add_note(table, text),)
+        return TableCell(None, notes=note), TableCell(None, notes=note)
+    s, r = float(hit["steps_per_s"].iloc[0]), hit.iloc[0]
+    up = f"({s / base[n]:.1f}×)" if n in base else ""
+    return TableCell(s, extra=up), TableCell(float(r["peak_mem_bytes"]) / 1e9)
+
+
+def _add_reported(table: Table, reported: pd.DataFrame, lengths: list[int]) -> None:
+    """The published rows, each with its speed-up over the published Transformer."""
+    ref = reported[reported["model"] == "Transformer"]
+    ref_speed = dict(zip(ref["seq_len"], ref["steps_per_second"], strict=True))
+    for (source, model), group in reported.groupby(["source", "model"], sort=False):
+        by_len = {int(r.seq_len): r for r in group.itertuples()}
+        speed = [
+            TableCell(
+                float(by_len[n].steps_per_second),
+                extra=f"({by_len[n].steps_per_second / ref_speed[n]:.1f}×)"
+                if n in ref_speed
+                else "",
+            )
+            if n in by_len
+            else TableCell(None)
+            for n in lengths
+        ]
+        memory = [
+            TableCell(float(by_len[n].peak_memory_gb)) if n in by_len else TableCell(None)
+            for n in lengths
+        ]
+        name = f"{model}, reported ({source})"
+        table.reported[name] = speed + memory
+        table.provenance[name] = f"published: {source}"
 
 
 def sweep_throughput(rows: pd.DataFrame) -> Table:

@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 
 from attention_zoo.memory import call_peak
+from attention_zoo.options import parse_value
 from attention_zoo.registry import MechanismInfo, create, info, names
 
 HEADS, HEAD_DIM = 2, 16
@@ -356,16 +357,19 @@ def check(
     return [check_property(name, prop, options, device) for prop in PROPERTIES]
 
 
-def _options(items: Sequence[str]) -> dict:
+def _options(name: str, items: Sequence[str]) -> dict:
+    """--option NAME=VALUE items of mechanism `name`, typed by its defaults
+    (attention_zoo.options); ValueError naming a malformed one."""
+    defaults = info(name).defaults if name in names() else {}
     out = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep:
             raise ValueError(f"--option {item!r}: expected NAME=VALUE")
         try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
+            out[key] = parse_value(raw, defaults.get(key))
+        except ValueError as exc:
+            raise ValueError(f"--option {item!r}: {exc}") from None
     return out
 
 
@@ -385,21 +389,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a mechanism option (JSON value), repeatable, e.g. --option impl=reference",
+        help="a mechanism option, repeatable, e.g. --option impl=reference (the value as "
+        "attention_zoo.options reads it: TOML, typed by the option's default)",
     )
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     args = parser.parse_args(argv)
     try:
         for spec in args.imports:
             import_plugin(spec)
-        options = _options(args.option)
         wanted = names() if args.names == ["all"] else args.names
+        given = {name: _options(name, args.option) for name in wanted}
         for name in wanted:  # unknown, broken or bad options: said before anything runs
-            create(name, heads=HEADS, head_dim=HEAD_DIM, **options)
+            create(name, heads=HEADS, head_dim=HEAD_DIM, **given[name])
     except ValueError as exc:
         parser.error(str(exc))
     failures = []
     for name in wanted:
+        options = given[name]
         print(f"{name} ({info(name).source}){' ' + json.dumps(options) if options else ''}")
         for result in check(name, options, args.device):
             print(f"  {result.line()}")

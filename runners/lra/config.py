@@ -25,6 +25,7 @@ from pathlib import Path
 
 import attention_zoo as zoo
 import lra
+from attention_zoo.options import parse_value, typed
 from lra.models import ModelConfig
 
 PROFILES = Path(__file__).resolve().parent / "profiles"
@@ -224,16 +225,13 @@ def load_profile(name_or_path: str | Path, _seen: tuple = ()) -> dict:
 
 
 def parse_override(item: str) -> tuple[list[str], object]:
-    """'train.steps=100' -> (['train', 'steps'], 100); values are TOML (strings may be bare)."""
+    """'train.steps=100' -> (['train', 'steps'], 100); values are read as attention_zoo.options
+    reads them (TOML; a bare word is a string), a mechanism's option later typed by its default."""
     key, sep, raw = item.partition("=")
     parts = key.strip().split(".")
     if not sep or len(parts) < 2 or not all(parts):
         raise ConfigError(f"--set must look like SECTION.KEY=VALUE, got {item!r}")
-    try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()  # a bare word: a string
-    return parts, value
+    return parts, parse_value(raw)
 
 
 def _nest(parts: list[str], value: object) -> dict:
@@ -331,7 +329,12 @@ def _method_options(methods: dict, method: str, model: dict) -> dict:
     for name in methods:
         if name not in zoo.names():
             raise ConfigError(f"methods.{name}: unknown attention; expected one of {zoo.names()}")
-    given = methods.get(method, {})
+    defaults, given = zoo.info(method).defaults, {}
+    for key, value in methods.get(method, {}).items():  # typed as attention_zoo.options says
+        try:
+            given[key] = typed(value, defaults.get(key))
+        except ValueError as exc:
+            raise ConfigError(f"methods.{method}.{key} = {value!r}: {exc}") from None
     try:
         attn = zoo.create(
             method, heads=model["heads"], head_dim=model["width"] // model["heads"], **given
@@ -343,7 +346,7 @@ def _method_options(methods: dict, method: str, model: dict) -> dict:
             f"methods.{method}: {given} selects a timing reference for the sweep, not an "
             "attention; it cannot be trained"
         )
-    return {**zoo.info(method).defaults, **given}
+    return {**defaults, **given}
 
 
 def _plain(value: object) -> object:

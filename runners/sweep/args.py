@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from collections.abc import Sequence
 from itertools import product
 from pathlib import Path
@@ -16,9 +15,11 @@ from pathlib import Path
 import torch
 
 import attention_zoo as zoo
+from attention_zoo.options import parse_value
+from attention_zoo.registry import PASSES
 from runners.arguments import add_import_option
 from runners.measure.allocator import MODES
-from runners.measure.cases import DTYPES, PASSES
+from runners.measure.cases import DTYPES
 
 DEFAULTS = {
     "methods": "all",
@@ -64,25 +65,6 @@ PRESETS = {
 }
 
 
-def parse_lengths(text: str) -> list[int]:
-    """'512:4096' -> the powers of two from 512 to 4096; '100,200' -> [100, 200]."""
-    try:
-        if ":" in text:
-            lo, hi = (int(x) for x in text.split(":"))
-            if not 1 <= lo <= hi:
-                raise ValueError
-            lengths = [2**p for p in range(math.ceil(math.log2(lo)), int(math.log2(hi)) + 1)]
-        else:
-            lengths = sorted({int(x) for x in text.split(",")})
-    except ValueError:
-        raise ValueError(
-            f"--lengths must be LO:HI or a comma list of integers, got {text!r}"
-        ) from None
-    if not lengths or lengths[0] < 1:
-        raise ValueError(f"--lengths {text!r} names no length >= 1")
-    return lengths
-
-
 def parse_options(
     items: Sequence[str], methods: Sequence[str]
 ) -> dict[str, list[dict[str, object]]]:
@@ -107,7 +89,7 @@ def parse_options(
                 f"--option {item!r}: {method} has no option {name!r}; it has {sorted(defaults)}"
             )
         try:
-            values = [_parse_value(v.strip(), defaults[name]) for v in raw.split(",")]
+            values = [parse_value(v, defaults[name]) for v in raw.split(",")]
         except ValueError as exc:
             raise ValueError(f"--option {item!r}: {exc}") from None
         chosen[method][name] = list(dict.fromkeys(values))  # the last one given wins
@@ -115,20 +97,6 @@ def parse_options(
         m: [dict(zip(by_name, combo, strict=True)) for combo in product(*by_name.values())]
         for m, by_name in chosen.items()
     }
-
-
-def _parse_value(raw: str, default: object) -> object:
-    if isinstance(default, bool):
-        if raw.lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"expected true or false, got {raw!r}")
-        return raw.lower() in ("true", "1")
-    for kind in (int, float):
-        if isinstance(default, kind):
-            try:
-                return kind(raw)
-            except ValueError:
-                raise ValueError(f"expected a {kind.__name__}, got {raw!r}") from None
-    return raw
 
 
 def build_parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser):

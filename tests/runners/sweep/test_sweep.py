@@ -16,11 +16,12 @@ import torch
 import attention_zoo as zoo
 from attention_zoo.registry import CATALOGUE
 from attention_zoo.softmax import Softmax
+from results.schema import read_results
+from runners.arguments import parse_lengths
 from runners.measure import allocator
 from runners.measure.cases import AttentionCase, Settings, is_out_of_memory
 from runners.measure.loop import Chain
-from runners.results import read_results
-from runners.sweep.args import parse_lengths, parse_options
+from runners.sweep.args import parse_options
 from runners.sweep.cli import main
 from runners.sweep.run import SCHEMA, curve_labels, run_sweep, skip_reason
 from tests.results.contract import assert_fills_what_the_reports_read
@@ -312,7 +313,7 @@ def test_parse_options_checks_names_and_types():
         parse_options(["lotformer.rank=3"], ["lotformer"])
     with pytest.raises(ValueError, match="not among --methods"):
         parse_options(["performer.nb_features=3"], ["lotformer"])
-    with pytest.raises(ValueError, match="expected a int"):
+    with pytest.raises(ValueError, match="expected an integer"):
         parse_options(["lotformer.r=abc"], ["lotformer"])
 
 

@@ -95,7 +95,9 @@ def build_parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser):
         help="training steps/s and peak memory of each method on the text task's model",
     )
     eff.add_argument(
-        "--lengths", default="1024,2048,3072,4096", help="comma list (1024,2048,3072,4096)"
+        "--lengths",
+        default="1024,2048,3072,4096",
+        help="comma list (1024,2048,3072,4096), or LO:HI for the powers of two between",
     )
     eff.add_argument("--batch", type=int, default=32, help="batch size (32, as LRA)")
     eff.add_argument("--min-time", type=float, default=2.0, help="seconds of timed steps (2)")

@@ -30,16 +30,16 @@ from collections.abc import Sequence
 
 import attention_zoo as zoo
 from lra.data import resolve_data_dir
-from runners.arguments import INTERRUPTED_EXIT, parse_command, parse_names
+from results.schema import read_results
+from runners.arguments import INTERRUPTED_EXIT, parse_command, parse_lengths, parse_names
 from runners.lra import config as lra_config
 from runners.lra import distributed
 from runners.lra.args import build_parser
 from runners.lra.efficiency import run_efficiency
 from runners.lra.runs import Where, finished, plan, train_runs
-from runners.lra.train import checkpoint_path
+from runners.lra.session import checkpoint_path
 from runners.measure import allocator
 from runners.provenance import resolve_device
-from runners.results import read_results
 
 __all__ = ["INTERRUPTED_EXIT", "main"]
 
@@ -51,14 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         device = resolve_device(args.device)
         if args.efficiency:
             methods = parse_names(args.method, zoo.names(), "method")
-            try:
-                lengths = sorted({int(x) for x in args.lengths.split(",")})
-            except ValueError:
-                raise ValueError(
-                    f"--lengths must be a comma list of integers, got {args.lengths!r}"
-                ) from None
-            if lengths[0] < 1 or args.batch < 1:
-                raise ValueError("--lengths and --batch must be >= 1")
+            lengths = parse_lengths(args.lengths)
+            if args.batch < 1:
+                raise ValueError("--batch must be >= 1")
             profile = lra_config.load_profile(args.profile)
             cfgs = {m: lra_config.resolve(profile, "text", m, args.overrides) for m in methods}
         else:

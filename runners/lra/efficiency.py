@@ -8,7 +8,7 @@ mechanism options) at that length, random byte tokens (speed and memory do not d
 the values), one training step per call (AdamW, clipping and autocast as in training).
 Rows go to `results/lra_efficiency/`, written as they are measured; a length predicted
 (from the two shorter ones) to exceed the memory budget is recorded as skipped rather than
-tried, and an out-of-memory is recorded as oom.
+tried, and a failed cell is a row (oom, or error with its text), as in the sweep.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import attention_zoo as zoo
 import lra
 from results import schema
 from runners.lra.config import config_hash
-from runners.lra.train import build_training, state_bytes, train_step
-from runners.measure.cases import is_out_of_memory
+from runners.lra.step import build_training, state_bytes, train_step
+from runners.measure.cases import failure_row
 from runners.measure.loop import Budgets, Case, available_memory_bytes, run_cases
 from runners.measure.meters import measure_memory, measure_time
 from runners.provenance import provenance
@@ -42,8 +42,8 @@ def measure_training_step(cfg: dict, length: int, batch: int, device, min_time_s
     x = torch.randint(1, task.vocab_size, (batch, length), device=device)
     y = lra.task("text").example_labels(batch, length).to(device)
 
-    def step() -> None:
-        train_step(model, optimizer, cfg, device, x, None, y)
+    def step() -> None:  # training's own step (runners.lra.step), on purpose: the table
+        train_step(model, optimizer, cfg, device, x, None, y)  # times what training runs
 
     step()  # warm-up; creates the optimizer state
     alive = state_bytes(model, optimizer, x, y)
@@ -112,13 +112,11 @@ def run_efficiency(
 
 
 def _measure(cfg: dict, n: int, batch: int, device: torch.device, min_time_s: float) -> dict:
-    """One cell's measurement; out of memory is a row, any other exception a bug (raised)."""
+    """One cell's measurement; a failure is a row, as in the sweep (`failure_row`)."""
     try:
         return measure_training_step(cfg, n, batch, device, min_time_s)
     except Exception as exc:
-        if not is_out_of_memory(exc):
-            raise
-        return {"status": "oom", "error": str(exc)[:500]}
+        return failure_row(exc)
     finally:
         if device.type == "cuda":
             torch.cuda.empty_cache()

@@ -31,7 +31,8 @@ from results.files import write_json_atomic
 from runners.arguments import INTERRUPTED_EXIT, parse_names
 from runners.lra import config as lra_config
 from runners.lra.judge import collapse_reason, crop, data_identity
-from runners.lra.train import STOP_SIGNALS, Run, StopFlag, checkpoint_path, train
+from runners.lra.session import Run, checkpoint_path
+from runners.lra.train import STOP_SIGNALS, StopFlag, train
 from runners.provenance import provenance
 from runners.results import PartWriter, part_name
 

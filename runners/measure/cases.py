@@ -17,7 +17,6 @@ import attention_zoo as zoo
 from runners.measure.meters import measure_memory, measure_time, tensor_bytes
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-PASSES = ("forward", "forward_backward")
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,14 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and (
         "can't allocate memory" in text or "out of memory" in text.lower()
     )
+
+
+def failure_row(exc: Exception) -> dict[str, object]:
+    """The one rule for a measurement that raised, in the sweep and the efficiency table alike:
+    a row (`oom` when out of memory, `error` with its text otherwise), and the run goes on to
+    the next cell. A mechanism that fails at one length is a result, not a crash of the grid;
+    the row's text names what went wrong."""
+    return {"status": "oom" if is_out_of_memory(exc) else "error", "error": _short(exc)}
 
 
 def workload(cell: AttentionCase, s: Settings):
@@ -125,8 +132,8 @@ def measure_cell(cell: AttentionCase, s: Settings) -> dict[str, object]:
             mem_before_bytes=memory.before_bytes,
             backend=getattr(attn, "last_backend", None),
         )
-    except Exception as exc:  # a failed cell is a result; the sweep goes on
-        row.update(status="oom" if is_out_of_memory(exc) else "error", error=_short(exc))
+    except Exception as exc:
+        row.update(failure_row(exc))
     finally:
         gc.collect()
         if s.device.type == "cuda":

@@ -17,7 +17,7 @@ import lra
 from lra import recall
 from lra.registry import IGNORE
 from runners.lra import config as lra_config
-from runners.lra.train import build_training, evaluate, train_step
+from runners.lra.step import build_training, evaluate, train_step
 
 SMALL = {"pairs": 6, "keys": 10, "values": 7, "distractors": 3, "train": 50, "val": 9, "test": 9}
 

@@ -12,9 +12,9 @@ import torch
 
 from attention_zoo.base import Attention
 from lra.data import TaskData
+from results.schema import read_results
 from runners.lra import cli as runner
 from runners.lra.diagnostics import Probe
-from runners.results import read_results
 from tests.runners.lra.test_recall_runs import recall_args
 
 

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import torch
 
+from results.schema import read_results
 from runners.lra import cli as runner
 from runners.lra.distributed import Dist, from_env
 from runners.lra.runs import load_task, plan
 from runners.lra.train import train
-from runners.results import read_results
 from tests.runners.tiny import TINY, lra_args
 
 REPO = Path(__file__).resolve().parents[3]

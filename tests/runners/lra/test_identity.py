@@ -20,7 +20,7 @@ from results import schema
 from runners.lra import config as lra_config
 from runners.lra.config import identity
 from runners.lra.runs import plan
-from runners.lra.train import TrainingState
+from runners.lra.session import TrainingState
 
 RESULTS = Path(__file__).resolve().parents[3] / "results"
 FOLDERS = ["lra", "lra_ablation", "recall", "diagnostics"]

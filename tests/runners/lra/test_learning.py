@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from lra import listops
+from results.schema import read_results
 from runners.lra import cli as runner
-from runners.results import read_results
 
 # ListOps of 8 to 64 tokens: short enough for 400 steps in well under a minute on 2 cores,
 # long enough that a bag of tokens (no attention) stays 11 points behind

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from results.schema import read_results
 from runners.lra import cli as runner
-from runners.results import read_results
 from tests.results.contract import assert_fills_what_the_reports_read
 
 TINY_RECALL = {"pairs": 4, "keys": 8, "values": 8, "train": 2048, "val": 32, "test": 32}

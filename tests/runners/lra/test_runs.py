@@ -17,10 +17,13 @@ import pandas as pd
 import pytest
 import torch
 
+import attention_zoo as zoo
+from attention_zoo.registry import CATALOGUE
+from attention_zoo.softmax import Softmax
+from results.schema import read_results
 from runners.lra import cli as runner
 from runners.lra import config as lra_config
-from runners.lra.train import batch_indices, lr_factor
-from runners.results import read_results
+from runners.lra.step import batch_indices, lr_factor
 from tests.lra.test_text_retrieval import aan_row, write_aan
 from tests.results.contract import assert_fills_what_the_reports_read
 from tests.runners.tiny import lra_args
@@ -246,6 +249,27 @@ def test_efficiency_mode_measures_steps_per_second_and_memory(tmp_path):
     assert_fills_what_the_reports_read(rows.reset_index(), "lra_efficiency")
     softmax = rows.loc["softmax", "peak_mem_bytes"]
     assert softmax[128] > softmax[64]
+
+
+def test_a_failed_efficiency_cell_is_a_row_and_the_table_goes_on(tmp_path):
+    """The sweep's rule (runners.measure.cases.failure_row): out of memory is an oom row, any
+    other exception an error row with its text, and the next cell is measured."""
+    with CATALOGUE.scratch():
+
+        @zoo.register("error_at_128", complexity="quadratic")
+        class Broken(Softmax):
+            def _attend(self, q, k, v, mask):
+                if q.shape[2] >= 128:
+                    raise ValueError("a bug in the mechanism")
+                return super()._attend(q, k, v, mask)
+
+        argv = ["--efficiency", "--method=error_at_128,softmax", "--lengths=64,128", "--batch=2"]
+        argv += ["--min-time=0.01", "--device=cpu", f"--efficiency-out={tmp_path}", "--quiet"]
+        assert runner.main([*argv, "--set=model.width=16", "--set=model.ffn=32"]) == 0
+    rows = read_results(tmp_path).set_index(["method", "seq_len"])
+    assert rows.loc[("error_at_128", 128), "status"] == "error"
+    assert rows.loc[("error_at_128", 128), "error"] == "ValueError: a bug in the mechanism"
+    assert (rows.drop(("error_at_128", 128))["status"] == "ok").all()
 
 
 def test_learning_rate_warms_up_then_decays_to_zero():

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,13 +71,7 @@ def read_results(folder: Path, problems: list[str] | None = None) -> pd.DataFram
 
     A part that is not readable parquet, or lacks a column the reports use (`NEEDED`), is left
     out; a line naming it goes to `problems` (to stderr when that is None)."""
-    rows, found = schema.read_table(folder, NEEDED.get(Path(folder).name, ()))
-    if problems is None:
-        for line in found:
-            print(f"warning: {line}", file=sys.stderr)
-    else:
-        problems.extend(found)
-    return rows
+    return schema.read_results(folder, NEEDED.get(Path(folder).name, ()), problems=problems)
 
 
 def slug(*values: object) -> str:

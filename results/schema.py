@@ -16,6 +16,7 @@ the column and the file named; so does a file that is not readable parquet.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -233,6 +234,23 @@ def read_table(
         order = [*table.names, *(c for c in rows.columns if c not in table.names)]
         rows = rows.reindex(columns=order)
     return rows, problems
+
+
+def read_results(
+    folder: Path,
+    needed: Iterable[str] = (),
+    table: pa.Schema | None = None,
+    problems: list[str] | None = None,
+) -> pd.DataFrame:
+    """`read_table`'s rows, for every reader of results (runners and reports): a line for
+    each part left out goes to `problems`, or to stderr as a warning when that is None."""
+    rows, found = read_table(folder, needed, table)
+    if problems is None:
+        for line in found:
+            print(f"warning: {line}", file=sys.stderr)
+    else:
+        problems.extend(found)
+    return rows
 
 
 def curve_names(rows: pd.DataFrame) -> dict[tuple[str, str], str]:

@@ -1,5 +1,6 @@
 """What every runner's command line shares: `--import` of plugins that are not installed,
-lists of names where `all` means every one, and the exit code of a run stopped by a signal.
+lists of names where `all` means every one, lists of lengths, the parser the grid checks a
+runner's arguments with, and the exit code of a run stopped by a signal.
 
     parse_names("softmax,lotformer", zoo.names(), "methods")   # ['softmax', 'lotformer']
     parse_names("all", lra.names(), "tasks")                   # every registered task
@@ -8,6 +9,7 @@ lists of names where `all` means every one, and the exit code of a run stopped b
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 from collections.abc import Sequence
 
@@ -30,6 +32,25 @@ def parse_names(
             f"--{what}: unknown {unknown or text!r}; expected 'all' or some of {known}"
         )
     return names
+
+
+def parse_lengths(text: str) -> list[int]:
+    """'512:4096' -> the powers of two from 512 to 4096; '100,200' -> [100, 200]."""
+    try:
+        if ":" in text:
+            lo, hi = (int(x) for x in text.split(":"))
+            if not 1 <= lo <= hi:
+                raise ValueError
+            lengths = [2**p for p in range(math.ceil(math.log2(lo)), int(math.log2(hi)) + 1)]
+        else:
+            lengths = sorted({int(x) for x in text.split(",")})
+    except ValueError:
+        raise ValueError(
+            f"--lengths must be LO:HI or a comma list of integers, got {text!r}"
+        ) from None
+    if not lengths or lengths[0] < 1:
+        raise ValueError(f"--lengths {text!r} names no length >= 1")
+    return lengths
 
 
 def add_import_option(parser: argparse.ArgumentParser) -> None:

@@ -2,7 +2,7 @@
 
     writer = PartWriter(Path("results/sweep"), "sweep-20261123T1200-ab12cd", schema.SWEEP)
     writer.append(row)            # on disk when this returns; a kill never leaves half a file
-    table = read_results(Path("results/sweep"))   # the union of every part
+    table = results.schema.read_results(Path("results/sweep"))   # the union of every part
 
 A part is written through `results.files.atomic_path` (a hidden temporary beside it, moved
 into place with `os.replace`, atomic on POSIX): readers see the old part or the new one, never
@@ -14,14 +14,11 @@ from __future__ import annotations
 import os
 import re
 import socket
-import sys
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from results import schema
 from results.files import atomic_path
 
 TMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.parquet\.tmp-(?P<host>[^-]+)-(?P<pid>\d+)$")
@@ -92,12 +89,3 @@ class PartWriter:
                 )
         self.rows.extend(rows)
         write_table_atomic(self.rows, self.schema, self.path)
-
-
-def read_results(directory: Path, table: pa.Schema | None = None) -> pd.DataFrame:
-    """Every row of every part in `directory` (empty frame if there are none); a part that is
-    not readable parquet is named on stderr and left out (`results.schema.read_table`)."""
-    rows, problems = schema.read_table(Path(directory), table=table)
-    for line in problems:
-        print(f"warning: {line}", file=sys.stderr)
-    return rows

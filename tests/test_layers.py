@@ -53,7 +53,7 @@ def test_the_schema_module_needs_only_pyarrow_and_pandas():
             top |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             top.add(node.module.split(".")[0])
-    assert top - {"__future__", "collections", "json", "pathlib"} == {"pandas", "pyarrow"}
+    assert top - {"__future__", "collections", "json", "pathlib", "sys"} == {"pandas", "pyarrow"}
 
 
 def test_no_module_imports_another_commands_command_line():

@@ -25,6 +25,7 @@ The baseline is a pytest-benchmark JSON (so `pytest-benchmark compare` reads it 
 from __future__ import annotations
 
 import copy
+import functools
 import gc
 import json
 import os
@@ -33,7 +34,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +45,7 @@ from attention_zoo.plugins import BUILT_IN
 from results.files import write_json_atomic
 from runners.measure import allocator
 from runners.measure.cases import AttentionCase, Settings, workload
-from runners.measure.meters import measure_memory
+from runners.measure.meters import call_ms, measure_memory
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH_FILE = REPO / "tests" / "benchmarks" / "bench_zoo.py"
@@ -145,25 +145,8 @@ def reference_workload(device: torch.device) -> Callable[[], object]:
 
 
 def _timer(device: torch.device) -> Callable[[Callable[[], object]], float]:
-    """Milliseconds of one call: perf_counter on CPU, CUDA events on a GPU."""
-    if device.type == "cuda":
-
-        def cuda_ms(fn: Callable[[], object]) -> float:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize(device)
-            return start.elapsed_time(end)
-
-        return cuda_ms
-
-    def cpu_ms(fn: Callable[[], object]) -> float:
-        t0 = time.perf_counter()
-        fn()
-        return (time.perf_counter() - t0) * 1e3
-
-    return cpu_ms
+    """Milliseconds of one call on `device` (runners.measure.meters.call_ms)."""
+    return functools.partial(call_ms, device=device)
 
 
 def prepare(case: Case, device: torch.device):

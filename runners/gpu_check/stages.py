@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from results.files import atomic_path, write_json_atomic, write_text_atomic
+from runners.children import start, stop, wait_or_stop
 from runners.provenance import REPO
 
 CUT_EXIT = 128 + signal.SIGTERM
@@ -112,21 +113,19 @@ class Check:
             return self._run()
         finally:
             for process in self.prepared.values():
-                if process.poll() is None:
-                    process.kill()
+                stop(process, grace_s=0)
 
     def start_preparations(self) -> None:
         """Start every stage's `prepare` command in the background, its output to a log."""
         for stage in self.stages:
             if stage.prepare is not None:
                 with open(self.ctx.run_dir / f"{stage.name}-prepare.log", "w") as fh:
-                    self.prepared[stage.name] = subprocess.Popen(
+                    self.prepared[stage.name] = start(
                         stage.prepare(self.ctx),
                         cwd=REPO,
+                        env=_environment(),
                         stdout=fh,
                         stderr=subprocess.STDOUT,
-                        env=_environment(),
-                        start_new_session=True,
                     )
 
     def _run(self) -> int:
@@ -200,13 +199,8 @@ class Check:
         """Run one command into `log` in its own process group; TimeoutExpired past `timeout`."""
         if timeout <= 0:
             raise subprocess.TimeoutExpired(command, 0)
-        self.child = subprocess.Popen(
-            command,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=_environment(),
-            start_new_session=True,
+        self.child = start(
+            command, cwd=REPO, env=_environment(), stdout=log, stderr=subprocess.STDOUT
         )
         return self.wait(self.child, timeout)
 
@@ -214,26 +208,14 @@ class Check:
         """`process`'s exit code; stopped and TimeoutExpired past `timeout` seconds."""
         self.child = process
         try:
-            return process.wait(timeout=max(timeout, 0.001))
-        except subprocess.TimeoutExpired:
-            self.stop_child()
-            raise
+            return wait_or_stop(process, timeout)
         finally:
             self.child = None
 
     def stop_child(self) -> None:
         """SIGTERM the running stage's process group (runners checkpoint on it), then SIGKILL."""
-        child = self.child
-        if child is None or child.poll() is not None:
-            return
-        try:
-            os.killpg(child.pid, signal.SIGTERM)
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
-        except ProcessLookupError:
-            pass
+        if self.child is not None:
+            stop(self.child)
 
     def interrupt(self, signum: int, frame) -> None:
         """Signal handler: stop the running stage; run() records it as cut and stops."""

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from results.files import write_json_atomic
 from runners.arguments import INTERRUPTED_EXIT
+from runners.children import signal_group, start
 
 TAIL_LINES = 2  # of a failed job's stderr, kept as its error
 RUNNING: set[subprocess.Popen] = set()  # runners running now (the local launcher signals them)
@@ -136,7 +137,7 @@ class GridJob:
         if self.log:
             Path(self.log).parent.mkdir(parents=True, exist_ok=True)
         sink = open(self.log, "a") if self.log else sys.stderr  # noqa: SIM115
-        proc = subprocess.Popen(
+        proc = start(
             cmd,
             cwd=self.cwd,  # the runner's relative paths are the submitting directory's
             env=env,
@@ -155,7 +156,7 @@ class GridJob:
 
             def forward(signum, _frame):
                 signals.append(signum)
-                proc.send_signal(signum)
+                signal_group(proc, signum)
 
             for sig in (signal.SIGUSR2, signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, forward)

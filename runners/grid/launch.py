@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from runners.children import signal_group
 from runners.grid.job import RUNNING, GridJob, JobFailed
 from runners.grid.status import cell_states, record_path
 
@@ -45,7 +46,7 @@ def run_local(jobs: list[GridJob], workers: int) -> tuple[int, bool]:
     def stop(signum, _frame):
         stopping.set()
         for proc in list(RUNNING):
-            proc.send_signal(signum)
+            signal_group(proc, signum)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     for job in jobs:

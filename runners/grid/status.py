@@ -14,8 +14,9 @@ import socket
 import subprocess
 from pathlib import Path
 
+from results.schema import read_results
 from runners.grid.job import GridCell
-from runners.results import pid_alive, read_results
+from runners.results import pid_alive
 
 LIVE_SLURM = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING",
               "SUSPENDED", "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT"}  # fmt: skip

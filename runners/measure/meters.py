@@ -69,29 +69,41 @@ def measure_time(
     times: list[float] = []
     start = time.perf_counter()
     while len(times) < max_repeats:
-        t0 = time.perf_counter()
-        fn()
-        t1 = time.perf_counter()
-        times.append((t1 - t0) * 1e3)
-        elapsed = t1 - start
+        times.append(call_ms(fn, device))
+        elapsed = time.perf_counter() - start
         if len(times) >= min_repeats and elapsed >= min_time_s:
             break
-        if elapsed + (t1 - t0) > budget_s:  # the next call would overrun the cell's budget
+        if elapsed + times[-1] / 1e3 > budget_s:  # the next call would overrun the budget
             break
     return times
 
 
-def _time_cuda(fn, device, min_time_s, min_repeats, max_repeats, budget_s) -> list[float]:
-    flush = torch.empty(L2_FLUSH_BYTES, dtype=torch.int8, device=device)
-    # estimate one call (with its flush) to choose the number of repeats
+def call_ms(fn: Callable[[], object], device: torch.device) -> float:
+    """Milliseconds of one call of `fn`, finished: CUDA events around it (then one
+    synchronisation) on a GPU, perf_counter on a CPU."""
+    if device.type != "cuda":
+        t0 = time.perf_counter()
+        fn()
+        return (time.perf_counter() - t0) * 1e3
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
-    for _ in range(3):
-        flush.zero_()
-        fn()
+    fn()
     end.record()
     torch.cuda.synchronize(device)
-    estimate_s = start.elapsed_time(end) / 3e3
+    return start.elapsed_time(end)
+
+
+def _time_cuda(fn, device, min_time_s, min_repeats, max_repeats, budget_s) -> list[float]:
+    """CUDA events around each call and one synchronisation after the last (call_ms
+    synchronises every call, which would time the launch gaps too)."""
+    flush = torch.empty(L2_FLUSH_BYTES, dtype=torch.int8, device=device)
+
+    def flushed_three() -> None:  # one call (with its flush) estimated, to choose the repeats
+        for _ in range(3):
+            flush.zero_()
+            fn()
+
+    estimate_s = call_ms(flushed_three, device) / 3e3
     wanted = int(min(min_time_s, budget_s) / max(estimate_s, 1e-6))
     repeats = max(min_repeats, min(max_repeats, wanted))
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]

@@ -18,12 +18,13 @@ import sys
 from collections.abc import Sequence
 
 import attention_zoo as zoo
-from runners.arguments import parse_command, parse_names
+from attention_zoo.registry import PASSES
+from runners.arguments import parse_command, parse_lengths, parse_names
 from runners.measure import allocator
-from runners.measure.cases import PASSES, AttentionCase, Settings
+from runners.measure.cases import AttentionCase, Settings
 from runners.measure.loop import available_memory_bytes
 from runners.provenance import resolve_device
-from runners.sweep.args import build_parser, parse_lengths, parse_options, resolve
+from runners.sweep.args import build_parser, parse_options, resolve
 from runners.sweep.run import run_sweep, summary
 
 

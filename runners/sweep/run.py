@@ -18,11 +18,12 @@ import pandas as pd
 
 import attention_zoo as zoo
 from results import schema
+from results.schema import read_results
 from runners.measure import loop
 from runners.measure.cases import AttentionCase, Settings, measure_cell
 from runners.measure.loop import OUT_OF_TIME, Budgets, Case, Chain, run_cases
 from runners.provenance import provenance
-from runners.results import PartWriter, part_name, read_results
+from runners.results import PartWriter, part_name
 
 SCHEMA = schema.SWEEP
 

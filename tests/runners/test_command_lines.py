@@ -6,11 +6,11 @@ import pytest
 
 import attention_zoo as zoo
 from lra.cli import main as data_main
+from results.schema import read_results
 from runners.bench.gate import cases
 from runners.grid import cli as grid
 from runners.grid.plan import grid_folder, plan_lra
 from runners.lra import cli as lra_cli
-from runners.results import read_results
 from runners.sweep import cli as sweep_cli
 from tests.runners.tiny import lra_args
 

@@ -15,8 +15,8 @@ import attention_zoo as zoo
 from attention_zoo.registry import CATALOGUE
 from attention_zoo.testing import assert_conforms
 from reports.__main__ import build
+from results.schema import read_results
 from runners.lra import cli as lra_cli
-from runners.results import read_results
 from runners.sweep import cli as sweep_cli
 from tests.helpers import distribution
 from tests.runners.tiny import lra_args

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from attention_zoo.registry import CATALOGUE
+from results.schema import read_results
 from runners.bench.cli import main as bench_main
 from runners.grid import cli as grid
 from runners.grid.plan import plan_lra
 from runners.lra import cli as lra_cli
-from runners.results import read_results
 from runners.sweep import cli as sweep_cli
 from tests.runners.tiny import lra_args
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from results.schema import read_results
 from runners.grid import cli as grid
 from runners.grid.plan import grid_folder, plan_lra
 from runners.grid.status import cell_states
-from runners.results import read_results
 from tests.runners.tiny import lra_args
 
 pytest.importorskip("submitit")

@@ -38,12 +38,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 import attention_zoo as zoo
-import lra
 from results.files import write_json_atomic
 from runners.arguments import INTERRUPTED_EXIT
 from runners.grid.launch import Slurm, jobs_to_submit, run_local, submit, wait
 from runners.grid.plan import grid_folder, plan_lra, plan_sweep
 from runners.grid.status import status_text
+from runners.lra import args as lra_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,14 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=passed_on,
         help="one job per (task, method, seed) of runners.lra",
     )
-    lp.add_argument(
-        "--tasks",
-        "--task",
-        dest="tasks",
-        default="all",
-        help=f"comma list of {lra.names()}, or all (the LRA tasks: {', '.join(lra.suite())})",
-    )
-    lp.add_argument("--seeds", "--seed", dest="seeds", default="0", help="comma list of seeds (0)")
+    lra_args.add_tasks_and_seeds(lp, tasks_dest="tasks")
     sub.add_parser(
         "sweep",
         parents=[common],

@@ -12,6 +12,18 @@ from runners.lra import config as lra_config
 from runners.measure import allocator
 
 
+def add_tasks_and_seeds(p: argparse.ArgumentParser, tasks_dest: str) -> None:
+    """--tasks and --seeds, as the runner and the grid's `lra` (which passes them on) take them."""
+    p.add_argument(
+        "--tasks",
+        "--task",
+        dest=tasks_dest,
+        default="all",
+        help=f"comma list of {lra.names()}, or all (the LRA tasks: {', '.join(lra.suite())})",
+    )
+    p.add_argument("--seeds", "--seed", dest="seeds", default="0", help="comma list of seeds (0)")
+
+
 def build_parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser):
     p = kind(
         prog="python -m runners.lra",
@@ -28,13 +40,7 @@ def build_parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser):
         )
         + ".",
     )
-    p.add_argument(
-        "--tasks",
-        "--task",
-        dest="task",
-        default="all",
-        help=f"comma list of {lra.names()}, or all (the LRA tasks: {', '.join(lra.suite())})",
-    )
+    add_tasks_and_seeds(p, tasks_dest="task")
     p.add_argument(
         "--methods",
         "--method",
@@ -42,7 +48,6 @@ def build_parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser):
         default="all",
         help=f"comma list of {zoo.names()} or all",
     )
-    p.add_argument("--seeds", "--seed", dest="seeds", default="0", help="comma list of seeds (0)")
     p.add_argument("--profile", default="paper", help="profile name or .toml path (paper)")
     p.add_argument(
         "--set",

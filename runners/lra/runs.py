@@ -155,7 +155,11 @@ def result_rows(
 
 
 def summary(rows: pd.DataFrame) -> str:
-    """Test accuracy (mean over seeds) per task and method, beside the majority baseline."""
+    """Test accuracy (mean over seeds) per task and method, beside the majority baseline.
+
+    Different on purpose from the report's accuracy table (reports/accuracy.py: intervals,
+    published rows, older configurations set aside): this is the runner's glance at what it
+    just trained, printed where the report cannot be imported (runners do not import reports)."""
     if rows.empty:
         return "(no runs)"
     test = rows[(rows["split"] == "test") & (rows["status"] == "ok")]
@@ -201,10 +205,7 @@ def train_runs(
     ValueError when a run cannot start (a length that cuts real tokens, a batch smaller than
     the processes); the rows of the runs before it are kept."""
 
-    def say(message: str) -> None:
-        if dist.main:
-            print(message, file=sys.stderr)
-
+    say = _Say(dist.main)
     stop = StopFlag()
     for sig in STOP_SIGNALS:
         signal.signal(sig, stop)
@@ -228,16 +229,9 @@ def train_runs(
             )
         try:
             outcome = train(
-                run,
-                splits,
-                device,
-                where.checkpoints,
-                where.curves,
-                stop=stop,
-                stop_after_steps=stop_after_steps,
-                progress=progress,
-                dist=dist,
-            )
+                run, splits, device, where.checkpoints, where.curves, stop=stop,
+                stop_after_steps=stop_after_steps, progress=progress, dist=dist,
+            )  # fmt: skip
         except ValueError as exc:  # a batch too small for the processes
             raise ValueError(f"{run.name}: {exc}") from None
         if outcome.status == "interrupted":
@@ -247,18 +241,33 @@ def train_runs(
             )
             return INTERRUPTED_EXIT
         if writer is not None:
-            for row in result_rows(run, outcome, splits, env, dist.world, overrides):
-                writer.append(row)
+            writer.extend(result_rows(run, outcome, splits, env, dist.world, overrides))
             checkpoint_path(where.checkpoints, run).unlink(missing_ok=True)
         failed += outcome.status != "ok"
         say(outcome_line(run, outcome))
     if writer is not None:
-        print_summary(runs, pd.concat([existing, pd.DataFrame(writer.rows, columns=SCHEMA.names)]))
-        if tasks.missing:
-            print("\ntasks without data (not run):")
-            for task, why in tasks.missing.items():
-                print(f"  {task}: {why}")
+        _summarise(runs, existing, writer, tasks)
     return 1 if failed or (tasks.missing and not every_task) else 0
+
+
+class _Say:
+    """A message to stderr, from rank 0 only."""
+
+    def __init__(self, main: bool) -> None:
+        self.main = main
+
+    def __call__(self, message: str) -> None:
+        if self.main:
+            print(message, file=sys.stderr)
+
+
+def _summarise(runs: list[Run], existing: pd.DataFrame, writer: PartWriter, tasks) -> None:
+    """After the grid: the test accuracy table of its runs, and the tasks that had no data."""
+    print_summary(runs, pd.concat([existing, pd.DataFrame(writer.rows, columns=SCHEMA.names)]))
+    if tasks.missing:
+        print("\ntasks without data (not run):")
+        for task, why in tasks.missing.items():
+            print(f"  {task}: {why}")
 
 
 class _Tasks:

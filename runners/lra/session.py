@@ -161,7 +161,8 @@ class Session:
         self.probe = Probe(self.model, splits["val"], device) if wanted else None
 
     def resume(self) -> None:
-        """Load the run's checkpoint, if there is one: weights, optimizer, random state, curve."""
+        """Load the run's checkpoint, if there is one: weights, optimizer, random state, curve;
+        then the model is put in training mode (DDP-wrapped where there are several ranks)."""
         if self.path.is_file():
             saved = torch.load(self.path, map_location=self.device, weights_only=False)
             self.model.load_state_dict(saved["model"])

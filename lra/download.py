@@ -329,6 +329,8 @@ def obtain(
     except DownloadError:
         part.replace(part.with_name(f"{source.filename}.bad-{digests['sha256'][:12]}"))
         raise
+    # not results.files.atomic_path, on purpose: the part file outlives a failed run so that
+    # the next one resumes it, and only a complete, verified part becomes `dest`
     part.replace(dest)
     manifest = read_manifest(data_dir)
     manifest[source.filename] = {
@@ -398,7 +400,7 @@ def unpack(archive: Path, data_dir: Path, wanted: tuple[str, ...], progress: boo
             raise DownloadError(
                 f"{archive}: has no members under {', '.join(f + '/' for f in empty)}"
             )
-        for folder in wanted:
+        for folder in wanted:  # one pass through the archive filled them all in `staging`
             final = data_dir / folder
             if final.exists():
                 shutil.rmtree(final)

@@ -46,6 +46,12 @@ def one_of(name: str, value: object, choices: tuple) -> object:
     return value
 
 
+class NotOnThisDevice(NotImplementedError):
+    """A variant that cannot do what was asked on this device (a backend's own limit, such as
+    FlexAttention's missing backward on CPU): one line saying why and what to use instead.
+    The conformance check reports the property as skipped with that line, not failed."""
+
+
 class Attention(nn.Module):
     """Base class of the zoo: checks inputs, zeroes padded positions, defines the API."""
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from attention_zoo.base import NotOnThisDevice
 from attention_zoo.memory import call_peak
 from attention_zoo.options import parse_value
 from attention_zoo.registry import MechanismInfo, create, info, names
@@ -346,6 +347,8 @@ def check_property(
     subject = Subject(name, options or {}, torch.device(device))
     try:
         return PROPERTIES[prop](subject)
+    except NotOnThisDevice as exc:  # the variant's own limit here, said by the mechanism
+        return Result(prop, "skip", str(exc)[:300])
     except Exception as exc:
         return Result(prop, "fail", f"raised {type(exc).__name__}: {exc}"[:300])
 

@@ -8,7 +8,11 @@ so the real block of A is doubly stochastic over the real tokens.
 Two implementations of the same numbers (`impl`): "dense", the textbook one, forms the
 N x N kernel (O(N^2) memory); "streaming" (attention_zoo/sinkhorn_stream.py) runs every
 half-step, forward and backward, as a fused attention kernel call (O(N) memory, exact
-gradients). "auto" (default) streams from `streaming_from` tokens on.
+gradients). "auto" (default) streams from `streaming_from` tokens on. The streaming
+half-steps run on `kernel`: "sdpa" (default: torch's fused kernels in fp32, the Sinkhorn
+potential folded into q and k as an extra dimension) or "flex" (FlexAttention, the potential
+added by a score_mod, q, k, v in their own dtype: bf16 on a GPU). kernel="flex" streams at
+every length; on CPU it runs forward only (FlexAttention has no CPU backward).
 
 FLOPs, by the zoo's convention (matrix products of the algorithm only): softmax's,
 4·B·H·N²·D forward and 2.5x that backward, whatever `iters` and `impl`. The Sinkhorn
@@ -32,7 +36,12 @@ from attention_zoo.base import (
 )
 from attention_zoo.registry import register
 from attention_zoo.sinkhorn import plan, sinkhorn_potentials
-from attention_zoo.sinkhorn_stream import kernel_name, streaming_sinkhorn_attention
+from attention_zoo.sinkhorn_stream import (
+    KERNELS,
+    flex_missing,
+    kernel_name,
+    streaming_sinkhorn_attention,
+)
 from attention_zoo.softmax import DENSE_BACKWARD_RATIO, dense_attention_flops
 
 IMPLS = ("auto", "dense", "streaming")
@@ -56,32 +65,46 @@ class Sinkformer(Attention):
         eps: float = 1.0,
         impl: str = "auto",
         streaming_from: int = 2048,
+        kernel: str = "sdpa",
     ) -> None:
         super().__init__(heads, head_dim)
         self.iters = positive_int("iters", iters)
         self.eps = positive_float("eps", eps)
         self.impl = one_of("impl", impl, IMPLS)
         self.streaming_from = positive_int("streaming_from", streaming_from)
+        self.kernel = one_of("kernel", kernel, KERNELS)
+        if kernel == "flex" and impl == "dense":
+            raise ValueError(
+                "kernel='flex' runs the streaming implementation; use impl='streaming' or "
+                "'auto' with it, or kernel='sdpa' with impl='dense'"
+            )
+        if kernel == "flex" and (why := flex_missing()):
+            raise ValueError(f"kernel='flex' cannot run: {why}; use kernel='sdpa'")
         # what the last forward ran: "dense", or "streaming/<the fused kernel of each step>"
         self.last_backend: str | None = None
 
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, iters={self.iters}, eps={self.eps}, impl={self.impl}, "
-            f"streaming_from={self.streaming_from}"
+            f"streaming_from={self.streaming_from}, kernel={self.kernel}"
         )
 
     def streams(self, seq_len: int) -> bool:
         """Whether a sequence of `seq_len` tokens takes the O(N)-memory implementation."""
-        return self.impl == "streaming" or (self.impl == "auto" and seq_len >= self.streaming_from)
+        return (
+            self.impl == "streaming"
+            or self.kernel == "flex"
+            or (self.impl == "auto" and seq_len >= self.streaming_from)
+        )
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
         if self.streams(q.shape[-2]):
-            self.last_backend = f"streaming/{kernel_name(q.device)}"
-            dt = compute_dtype(q.dtype)
+            self.last_backend = f"streaming/{kernel_name(q.device, self.kernel)}"
+            # sdpa: the folded kernels in fp32; flex: q, k, v as they come (bf16 on a GPU)
+            dt = q.dtype if self.kernel == "flex" else compute_dtype(q.dtype)
             scale = self.head_dim**-0.5 / self.eps
             out = streaming_sinkhorn_attention(
-                q.to(dt), k.to(dt), v.to(dt), mask, self.iters, scale
+                q.to(dt), k.to(dt), v.to(dt), mask, self.iters, scale, self.kernel
             )
             return out.to(v.dtype)
         self.last_backend = "dense"

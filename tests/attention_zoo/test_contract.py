@@ -12,9 +12,12 @@ from tests.helpers import lengths_mask, make_qkv
 VARIANTS = {n: (n, {}) for n in zoo.names()} | {
     "sinkformer[streaming]": ("sinkformer", {"impl": "streaming"}),
     "lotformer[reference]": ("lotformer", {"impl": "reference"}),
+    # forward only on CPU: the properties that need a backward are skipped, saying why
+    "sinkformer[flex]": ("sinkformer", {"kernel": "flex"}),
 }
 ALL = list(VARIANTS)
-DOUBLY_STOCHASTIC = [n for n in ALL if zoo.info(VARIANTS[n][0]).doubly_stochastic]
+TRAINABLE_HERE = [n for n in ALL if n != "sinkformer[flex]"]
+DOUBLY_STOCHASTIC = [n for n in TRAINABLE_HERE if zoo.info(VARIANTS[n][0]).doubly_stochastic]
 
 
 def build(variant, heads=2, head_dim=16, **options):

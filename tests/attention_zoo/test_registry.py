@@ -40,6 +40,7 @@ def test_info_reports_the_published_defaults():
         "eps": 1.0,
         "impl": "auto",
         "streaming_from": 2048,
+        "kernel": "sdpa",
     }
     assert zoo.info("performer").defaults["nb_features"] == 256
 

@@ -17,6 +17,11 @@ impl selects how the plans are solved:
     "fused" (default)  one exponential per Sinkhorn iteration and an exact hand-written
                        backward (`attention_zoo.lotformer_plans`); `compiled` ("auto",
                        "on", "off") says whether its kernels go through torch.compile;
+                       "graphs" compiles the whole attention instead, fullgraph, into
+                       CUDA graphs (mode="reduce-overhead", one graph per shape): the
+                       ~440 kernel launches of a forward and backward at N = 512 become
+                       graph replays. CUDA only (refused at creation without a CUDA
+                       device, and at a call on another device);
     "reference"        the zoo's first version: the log-domain solver of
                        `attention_zoo.sinkhorn`, one exponential per half-step;
     "products"         not an attention: only the matrix products lotformer cannot avoid
@@ -42,6 +47,7 @@ from attention_zoo import lotformer_plans
 from attention_zoo.base import (
     NEG,
     Attention,
+    NotOnThisDevice,
     compute_dtype,
     one_of,
     positive_float,
@@ -109,6 +115,12 @@ class LOTFormer(Attention):
         self.impl = one_of("impl", impl, IMPLS)
         self.compiled = one_of("compiled", compiled, lotformer_plans.COMPILE_MODES)
         self.timing_only = impl == "products"
+        if compiled == "graphs" and not torch.cuda.is_available():
+            raise ValueError(
+                "compiled='graphs' captures CUDA graphs and this machine has no CUDA device; "
+                "use compiled='auto' (or 'on', 'off') here"
+            )
+        self._graphed = None  # the compiled attention, made at the first CUDA call
         self.pivots = nn.Parameter(torch.randn(heads, r, head_dim))  # Z: (H, r, D)
         self.mass_logits = nn.Parameter(torch.zeros(heads, r))  # sigma = softmax(logits)
 
@@ -160,6 +172,22 @@ class LOTFormer(Attention):
         return G1, G2t, log_sigma, n_queries
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+        if self.compiled != "graphs":
+            return self.attend_eager(q, k, v, mask)
+        if q.device.type != "cuda":
+            raise NotOnThisDevice(
+                f"lotformer compiled='graphs' runs on a CUDA device, got {q.device.type}; "
+                "use compiled='auto' there"
+            )
+        if self._graphed is None:  # one graph per shape, recompiled by torch for a new one
+            self._graphed = torch.compile(
+                self.attend_eager, fullgraph=True, mode="reduce-overhead", dynamic=False
+            )
+        return self._graphed(q, k, v, mask)
+
+    def attend_eager(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+        """The attention as Python runs it: what compiled='graphs' compiles whole (it traces
+        as one graph without breaks: tests/attention_zoo/test_lotformer_graphs.py)."""
         G1, G2t, log_sigma, n = self._plans(q, k, mask)
         pivot_values = torch.einsum("bhnr,bhnd->bhrd", G2t, v.to(G1.dtype))  # G2 V: (B, H, r, D)
         pivot_values = pivot_values * (n * torch.exp(-log_sigma)[:, :, None])  # n diag(1/sigma)

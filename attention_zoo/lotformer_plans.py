@@ -45,7 +45,9 @@ from attention_zoo.base import NEG
 
 CHUNK_BYTES = 8 * 2**20
 AUTO_COMPILE_BYTES = 2 * 2**20
-COMPILE_MODES = ("auto", "on", "off")
+# "graphs": the whole attention is compiled into CUDA graphs (attention_zoo/lotformer.py),
+# inside which these kernels run uncompiled (the graph's compiler fuses them)
+COMPILE_MODES = ("auto", "on", "off", "graphs")
 
 
 def _chunks(S: Tensor) -> list[slice]:
@@ -257,7 +259,8 @@ def token_pivot_plan(
 
     tokens: (B, n) bool, the tokens that take part (None: all); log_sigma: (H, r). The
     last half-step fixes the token marginal if `end_on_tokens`, else the pivot marginal.
-    compiled: "auto" | "on" | "off", whether the per-iteration kernels go through torch.compile.
+    compiled: "auto" | "on" | "off", whether the per-iteration kernels go through torch.compile
+    ("graphs": not here, the caller compiles the whole attention).
     Same plan as `attention_zoo.lotformer.reference_plan`, one exponential per iteration.
     """
     B, H, n, r = S.shape
@@ -271,7 +274,7 @@ def token_pivot_plan(
         S = S.masked_fill(~tokens[:, None, :, None], 0.0)  # junk in padded rows stays out
     log_b = log_sigma[None, :, None, :].expand(B, H, 1, r).reshape(B * H, 1, r)
     big = n * r * S.element_size() >= AUTO_COMPILE_BYTES
-    use = compiled == "on" or (compiled == "auto" and big)
+    use = compiled == "on" or (compiled == "auto" and big)  # "graphs": off in here
     S = S.reshape(B * H, n, r)
     plan = _TokenPivotPlan.apply(S, log_b, log_a, valid, iters, end_on_tokens, use)
     return plan.view(B, H, n, r)

@@ -67,6 +67,7 @@ SWEEP = pa.schema(
         ("backend", pa.string()),  # the kernel that ran, where a mechanism records it
         ("min_time_s", pa.float64()),
         ("cell_budget_s", pa.float64()),
+        ("compile_budget_s", pa.float64()),
         ("seed", pa.int64()),
         ("cell_key", pa.string()),  # hash of configuration + environment, for resume
     ]

@@ -42,6 +42,9 @@ class Settings:
     min_repeats: int = 3
     max_repeats: int = 100
     cell_budget_s: float = 60.0
+    # the first call may compile (torch.compile, CUDA graphs, autotuning): longer than this
+    # and the cell is a timeout row, its warmup_ms the compile time
+    compile_budget_s: float = 300.0
     seed: int = 0
 
 
@@ -103,6 +106,13 @@ def measure_cell(cell: AttentionCase, s: Settings) -> dict[str, object]:
         t0 = time.perf_counter()
         warmup_s = _timed_call(call, s.device)  # kernel selection, lazy allocations
         row["warmup_ms"] = warmup_s * 1e3
+        if warmup_s > s.compile_budget_s:
+            row.update(
+                status="timeout",
+                error=f"the first call (compiling included) took {warmup_s:.1f} s, over the "
+                f"compile budget of {s.compile_budget_s:g} s",
+            )
+            return row
         if warmup_s > s.cell_budget_s:
             # a first call can hold one-off work (torch.compile, autotuning): a second decides
             warmup_s = _timed_call(call, s.device)

@@ -34,6 +34,7 @@ DEFAULTS = {
     "min_repeats": 3,
     "max_repeats": 100,
     "cell_budget": 60.0,
+    "compile_budget": 300.0,
     "cpu_allocator": "auto",
     "options": [],
 }
@@ -155,6 +156,13 @@ def build_parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser):
         dest="cell_budget",
         help="seconds one cell may take: cells predicted to exceed it are skipped, "
         "and a single call over it is recorded as a timeout",
+    )
+    a(
+        "--compile-budget",
+        type=float,
+        dest="compile_budget",
+        help="seconds a cell's first call may take (it may compile: torch.compile, CUDA "
+        "graphs); over it the cell is a timeout row whose warmup_ms is that time",
     )
     a(
         "--time-budget",

@@ -62,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         min_repeats=args.min_repeats,
         max_repeats=args.max_repeats,
         cell_budget_s=args.cell_budget,
+        compile_budget_s=args.compile_budget,
         seed=args.seed,
     )
     cells = [

@@ -149,6 +149,7 @@ def case(cell: AttentionCase, s: Settings, env: dict, done: dict[str, dict]) -> 
         "pass": cell.pass_,
         "min_time_s": s.min_time_s,
         "cell_budget_s": s.cell_budget_s,
+        "compile_budget_s": s.compile_budget_s,
         "seed": s.seed,
         "cell_key": key,
         "flops": flops,

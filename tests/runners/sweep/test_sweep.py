@@ -234,6 +234,18 @@ def test_a_first_call_over_the_budget_gets_a_second_before_a_timeout(tmp_path):
             cells(["compiles_first"], [16]), settings(cell_budget_s=0.2), tmp_path, progress=False
         )
     assert rows.status.iloc[0] == "ok" and rows.warmup_ms.iloc[0] >= 300
+    calls.clear()
+    with CATALOGUE.scratch():
+        zoo.register("compiles_long", complexity="quadratic")(CompilesFirst)
+        rows, _ = run_sweep(
+            cells(["compiles_long"], [16]),
+            settings(cell_budget_s=10.0, compile_budget_s=0.2),
+            tmp_path / "long",
+            progress=False,
+        )
+    row = rows.iloc[0]  # a compile over its budget: a timeout row holding the compile time
+    assert row.status == "timeout" and row.warmup_ms >= 300 and row.compile_budget_s == 0.2
+    assert "over the compile budget of 0.2 s" in row.error
 
 
 @pytest.mark.slow

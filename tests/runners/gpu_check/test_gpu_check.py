@@ -39,12 +39,16 @@ def test_dry_run_prints_every_stage_in_order_and_a_total_within_the_budget(capsy
     assert gpu_check.main(["--dry-run"]) == 0
     text = capsys.readouterr().out
     names = [s.name for s in gpu_check.STAGES]
-    assert names == ["cuda-tests", "sweep", "bench", "efficiency", "training"]
+    assert names == ["cuda-tests", "sweep", "ds-variants", "bench", "efficiency", "training"]
     positions = [text.index(f"\n{n} ") for n in names]
     assert positions == sorted(positions)
     total = float(re.search(r"predicted total (\d+) s of (\d+) s: fits", text)[1])
     assert total <= gpu_check.DEFAULT_BUDGET_S
     assert "--preset paper" in text and "lotformer.impl=fused,reference" in text
+    for variant in ("sinkformer.kernel=sdpa,flex", "lotformer.compiled=auto,graphs"):
+        assert variant in text  # each variant swept beside today's
+    for setting in ("methods.sinkformer.kernel=flex", "methods.lotformer.compiled=graphs"):
+        assert setting in text  # and its LRA efficiency measured
 
 
 def test_without_cuda_it_exits_2_and_says_how_to_see_the_plan(monkeypatch, capsys, tmp_path):
@@ -173,6 +177,23 @@ def test_the_sweep_stage_flags_are_the_sweeps_own_and_leave_time_for_the_last_ce
     assert "lotformer.impl=fused,reference" in args.options
     assert args.time_budget + gpu_check.SWEEP_TAIL_S == pytest.approx(allotted, abs=1)
     assert 3 * args.cell_budget < gpu_check.SWEEP_TAIL_S  # the last cell's calls fit the tail
+
+
+def test_the_variants_stage_flags_are_the_runners_own(tmp_path):
+    from runners.lra import cli as lra
+    from runners.sweep import args as sweep_args
+
+    ctx = Context(tmp_path, tmp_path / "run", tmp_path / "data")
+    sweep, *efficiency = next(s for s in gpu_check.STAGES if s.name == "ds-variants").commands(
+        ctx, 240
+    )
+    args = sweep_args.resolve(sweep_args.build_parser().parse_args(sweep[3:]))
+    assert args.methods == "sinkformer,lotformer" and args.compile_budget == 60.0
+    assert args.lengths == "512,16384,131072" and args.dtype == "bf16"
+    assert args.time_budget + gpu_check.SWEEP_TAIL_S == pytest.approx(160, abs=1)
+    assert len(efficiency) == 2  # one command a variant: one that fails stops only itself
+    for command in efficiency:
+        assert lra.build_parser().parse_args(command[3:]).efficiency
 
 
 def test_the_training_and_efficiency_flags_are_the_lra_runners_own(tmp_path):

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SMOKE  := data/smoke
 MINI   := data/mini
 
-.PHONY: help test test-fast test-tfds lint format clean sweep data-status quickstart lra-all lra-smoke lra-mini lra-mini-ablation recall recall-capacity claims claims-training report bench-check bench-baseline gpu-check
+.PHONY: help test test-fast test-tfds test-triton lint format clean sweep data-status quickstart lra-all lra-smoke lra-mini lra-mini-ablation recall recall-capacity claims claims-training report bench-check bench-baseline gpu-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -31,6 +31,10 @@ test: $(STAMP)  ## run the test suite (creates .venv on first use)
 test-tfds: $(STAMP)  ## the tensorflow-datasets readers against the folder readers: installs the test-tfds extra (tensorflow-cpu, tensorflow-datasets) into .venv
 	$(call install,test-tfds)
 	$(BIN)/python -m pytest -q tests/lra/test_tfds.py
+
+test-triton: $(STAMP)  ## lotformer's Triton kernel against the fused solver, interpreted on the CPU: installs the triton extra into .venv
+	$(call install,triton)
+	TRITON_INTERPRET=1 $(BIN)/python -m pytest -q tests/attention_zoo/test_lotformer_triton.py
 
 test-fast: $(STAMP)  ## the suite without the tests marked slow, for the edit loop (under a minute)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -24,6 +24,10 @@ impl selects how the plans are solved:
                        device, and at a call on another device);
     "reference"        the zoo's first version: the log-domain solver of
                        `attention_zoo.sinkhorn`, one exponential per half-step;
+    "triton"           experimental: the plans in one Triton launch, every iteration of
+                       every (batch x head) slice (`attention_zoo.lotformer_triton`;
+                       backward by recomputation through the fused solver); needs the
+                       `triton` extra and a CUDA device, or TRITON_INTERPRET=1 on a CPU;
     "products"         not an attention: only the matrix products lotformer cannot avoid
                        (QZ^T, KZ^T, G2 V, G1 (...)) with the scores standing in for the plans,
                        so that the sweep can measure the floor the other two are held to.
@@ -43,7 +47,7 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from attention_zoo import lotformer_plans
+from attention_zoo import lotformer_plans, lotformer_triton
 from attention_zoo.base import (
     NEG,
     Attention,
@@ -57,7 +61,7 @@ from attention_zoo.registry import register
 from attention_zoo.sinkhorn import plan, sinkhorn_potentials
 from attention_zoo.softmax import softmax_matrix
 
-IMPLS = ("fused", "reference", "products")
+IMPLS = ("fused", "reference", "products", "triton")
 
 
 def reference_plan(
@@ -115,6 +119,8 @@ class LOTFormer(Attention):
         self.impl = one_of("impl", impl, IMPLS)
         self.compiled = one_of("compiled", compiled, lotformer_plans.COMPILE_MODES)
         self.timing_only = impl == "products"
+        if impl == "triton" and (why := lotformer_triton.unavailable()):
+            raise ValueError(f"impl='triton' cannot run here: {why}; use impl='fused'")
         if compiled == "graphs" and not torch.cuda.is_available():
             raise ValueError(
                 "compiled='graphs' captures CUDA graphs and this machine has no CUDA device; "
@@ -165,7 +171,11 @@ class LOTFormer(Attention):
             G1 = reference_plan(S1, queries, log_sigma, self.iters, end_on_tokens=True)
             G2t = reference_plan(S2t, mask, log_sigma, self.iters, end_on_tokens=False)
         else:
-            solve = partial(lotformer_plans.token_pivot_plan, compiled=self.compiled)
+            solve = (
+                lotformer_triton.triton_plan
+                if self.impl == "triton"
+                else partial(lotformer_plans.token_pivot_plan, compiled=self.compiled)
+            )
             G1 = solve(S1, queries, log_sigma, self.iters, end_on_tokens=True)
             G2t = solve(S2t, mask, log_sigma, self.iters, end_on_tokens=False)
         n_queries = N if queries is None else queries.sum(-1).to(dt)[:, None, None, None]

@@ -14,14 +14,14 @@ Stages, in this order, each a subprocess whose rows are on disk as soon as it me
                 lotformer's reference solver beside its fused one), under a time budget
     ds-variants the doubly stochastic mechanisms' GPU variants against today's, at N = 2^9,
                 2^14, 2^17, both passes: sinkformer kernel=flex vs sdpa, lotformer
-                compiled=graphs vs auto (compile time in warmup_ms); then their LRA
-                efficiency (batch 32, 1K and 4K). Predictions: docs/gpu-check.md
+                compiled=graphs vs auto and impl=triton (compile time in warmup_ms); then
+                their LRA efficiency (batch 32, 1K and 4K). Predictions: docs/gpu-check.md
     bench       the gate's baseline for this device kind (one run) and one check against it
     efficiency  `runners.lra --efficiency`: training steps/s and memory, batch 32, 1K..4K
     training    a short bf16 training of softmax and lotformer on generated ListOps (the data
                 is generated on the CPU cores while the first stages use the GPU)
 
-`--budget-s` (600) is split between the stages in proportion to their predicted times; a
+`--budget-s` (630) is split between the stages in proportion to their predicted times; a
 stage gets its share plus what earlier stages left unused, and is skipped (with the
 reason in the summary) when less than its minimum is left. Rows go to `--out` (results/)
 as every runner writes them: sweep/, lra_efficiency/, bench/baseline-<kind>.json; the
@@ -48,7 +48,7 @@ from runners.provenance import COMMIT_VARIABLE
 
 __all__ = ["CUT_EXIT", "STAGES", "Check", "Context", "Stage", "main", "sweep_arguments"]
 
-DEFAULT_BUDGET_S = 600.0
+DEFAULT_BUDGET_S = 630.0
 NO_CUDA_EXIT = 2
 
 # the sweep stage: every cell of the paper preset, timed briefly, none longer than this
@@ -60,7 +60,11 @@ TRAINING_STEPS = 300
 VARIANT_LENGTHS = "512,16384,131072"
 VARIANT_OPTIONS = ("sinkformer.kernel=sdpa,flex", "lotformer.compiled=auto,graphs")
 VARIANT_COMPILE_BUDGET_S = 60.0  # a compile longer than this is a timeout row
-VARIANT_SETS = ("methods.sinkformer.kernel=flex", "methods.lotformer.compiled=graphs")
+VARIANT_SETS = (
+    ("sinkformer", "methods.sinkformer.kernel=flex"),
+    ("lotformer", "methods.lotformer.compiled=graphs"),
+    ("lotformer", "methods.lotformer.impl=triton"),
+)
 LISTOPS_ROWS = 6000  # 5,760 / 120 / 120: 300 steps of 32 see every training row 1.7 times
 LISTOPS_MAX_LENGTH = 256
 
@@ -102,16 +106,18 @@ def _sweep(ctx: Context, allotted: float) -> list[list[str]]:
     return [ctx.module("runners.sweep", *sweep_arguments(ctx, allotted))]
 
 
-def variant_arguments(ctx: Context, allotted: float) -> list[str]:
-    """The ds-variants sweep's flags: the paper setting, the variants beside today's, the
-    compile budget, and two thirds of the stage's time (the efficiency runs take the rest)."""
-    chosen = (*VARIANT_OPTIONS, "lotformer.r=32", "lotformer.iters=5")
+def variant_arguments(
+    ctx: Context, allotted: float, methods: str = "sinkformer,lotformer", chosen=VARIANT_OPTIONS
+) -> list[str]:
+    """A ds-variants sweep's flags: the paper setting, the variants `chosen` beside today's,
+    the compile budget, and a third of the stage's time (the efficiency runs take the last)."""
+    chosen = (*chosen, "lotformer.r=32", "lotformer.iters=5")
     options = [x for o in chosen for x in ("--option", o)]
     return [
-        "--preset", "paper", "--methods", "sinkformer,lotformer", "--lengths", VARIANT_LENGTHS,
+        "--preset", "paper", "--methods", methods, "--lengths", VARIANT_LENGTHS,
         *options, "--min-time", str(SWEEP_MIN_TIME_S), "--cell-budget", str(SWEEP_CELL_BUDGET_S),
         "--compile-budget", str(VARIANT_COMPILE_BUDGET_S),
-        "--time-budget", f"{max(allotted * 2 / 3 - SWEEP_TAIL_S, 1.0):.0f}",
+        "--time-budget", f"{max(allotted / 3 - SWEEP_TAIL_S, 1.0):.0f}",
         "--out", str(ctx.out / "sweep"), "--quiet",
     ]  # fmt: skip
 
@@ -120,12 +126,17 @@ def _variants(ctx: Context, allotted: float) -> list[list[str]]:
     """The variants' sweep, then each variant's efficiency on its own (one that cannot be
     made on this GPU stops its own command only)."""
     efficiency = []
-    for method, setting in zip(("sinkformer", "lotformer"), VARIANT_SETS, strict=True):
+    for method, setting in VARIANT_SETS:
         flags = ["--efficiency", "--methods", method, "--set", setting, "--batch", "32"]
         flags += ["--lengths", "1024,4096", "--min-time", "0.3", "--quiet"]
         flags += ["--efficiency-out", str(ctx.out / "lra_efficiency")]
         efficiency.append(ctx.module("runners.lra", *flags))
-    return [ctx.module("runners.sweep", *variant_arguments(ctx, allotted)), *efficiency]
+    triton = variant_arguments(ctx, allotted, "lotformer", ("lotformer.impl=triton",))
+    return [
+        ctx.module("runners.sweep", *variant_arguments(ctx, allotted)),
+        ctx.module("runners.sweep", *triton),  # its own curve: no triton x graphs cross
+        *efficiency,
+    ]
 
 
 def _bench(ctx: Context, allotted: float) -> list[list[str]]:
@@ -231,10 +242,10 @@ STAGES = [
     ),
     Stage(
         "ds-variants",
-        "sinkformer kernel=flex vs sdpa and lotformer compiled=graphs vs auto at N=2^9, 2^14, "
-        "2^17, both passes (compiles counted in warmup_ms, 60 s each at most); then their LRA "
-        "efficiency at batch 32, 1K and 4K",
-        240,  # a guess: no GPU has compiled these yet (docs/gpu-check.md)
+        "sinkformer kernel=flex vs sdpa, lotformer compiled=graphs vs auto and impl=triton at "
+        "N=2^9, 2^14, 2^17, both passes (compiles counted in warmup_ms, 60 s each at most); "
+        "then their LRA efficiency at batch 32, 1K and 4K",
+        270,  # a guess: no GPU has compiled these yet (docs/gpu-check.md)
         60,
         _variants,
     ),

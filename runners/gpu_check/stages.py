@@ -1,7 +1,7 @@
 """Budgeted stages: commands run one stage after another, each in its own process group,
 within one time budget, with a summary kept current on disk.
 
-    check = Check(stages, Context(out, run_dir, data_dir), budget_s=600, device=facts,
+    check = Check(stages, Context(out, run_dir, data_dir), budget_s=630, device=facts,
                   bundle=Path("gpu-check.tar.gz"))
     exit_code = check.run()      # 0 all passed, 1 one failed or was skipped, CUT_EXIT cut
 

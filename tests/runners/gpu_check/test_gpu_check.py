@@ -47,7 +47,7 @@ def test_dry_run_prints_every_stage_in_order_and_a_total_within_the_budget(capsy
     assert "--preset paper" in text and "lotformer.impl=fused,reference" in text
     for variant in ("sinkformer.kernel=sdpa,flex", "lotformer.compiled=auto,graphs"):
         assert variant in text  # each variant swept beside today's
-    for setting in ("methods.sinkformer.kernel=flex", "methods.lotformer.compiled=graphs"):
+    for setting in ("kernel=flex", "compiled=graphs", "methods.lotformer.impl=triton"):
         assert setting in text  # and its LRA efficiency measured
 
 
@@ -184,14 +184,15 @@ def test_the_variants_stage_flags_are_the_runners_own(tmp_path):
     from runners.sweep import args as sweep_args
 
     ctx = Context(tmp_path, tmp_path / "run", tmp_path / "data")
-    sweep, *efficiency = next(s for s in gpu_check.STAGES if s.name == "ds-variants").commands(
-        ctx, 240
-    )
+    stage = next(s for s in gpu_check.STAGES if s.name == "ds-variants")
+    sweep, triton, *efficiency = stage.commands(ctx, 240)
     args = sweep_args.resolve(sweep_args.build_parser().parse_args(sweep[3:]))
     assert args.methods == "sinkformer,lotformer" and args.compile_budget == 60.0
     assert args.lengths == "512,16384,131072" and args.dtype == "bf16"
-    assert args.time_budget + gpu_check.SWEEP_TAIL_S == pytest.approx(160, abs=1)
-    assert len(efficiency) == 2  # one command a variant: one that fails stops only itself
+    assert args.time_budget + gpu_check.SWEEP_TAIL_S == pytest.approx(80, abs=1)
+    triton_args = sweep_args.resolve(sweep_args.build_parser().parse_args(triton[3:]))
+    assert triton_args.methods == "lotformer" and "lotformer.impl=triton" in triton_args.options
+    assert len(efficiency) == 3  # one command a variant: one that fails stops only itself
     for command in efficiency:
         assert lra.build_parser().parse_args(command[3:]).efficiency
 

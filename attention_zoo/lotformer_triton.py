@@ -1,0 +1,190 @@
+"""lotformer's token-pivot plans in one Triton launch: every Sinkhorn iteration of every
+(batch x head) slice, one program per slice (experimental: impl="triton").
+
+    plan = triton_plan(S, tokens, log_sigma, iters, end_on_tokens)   # as token_pivot_plan
+
+A program holds its slice's pivot potential g (r values) in registers and walks the n
+tokens in blocks of BLOCK_N rows. One pass over S does a row half-step and the column
+half-step after it: for each block, f_i = log a - lse_j(S_ij + g_j) (stored, n values),
+then S_ij + f_i joins a running (online) log-sum-exp per pivot; at the end of the pass
+g_j = log b_j - that lse. So each iteration reads S once, as the fused solver's does, but
+the whole solve is one launch instead of several kernels per iteration (the launch-bound
+regime the H200 run showed at LRA sizes). The plan is written once, exp(S + f + g).
+The order of half-steps is the fused solver's (`attention_zoo.lotformer_plans`): G1
+(`end_on_tokens`) starts with a column half-step from f = 0 and ends on a row half-step;
+G2^T runs `iters` (row, column) pairs from g = 0. Padded tokens take no part: their f is
+NEG, so their plan rows are 0 and they add nothing to a column's sum; a column sum that
+underflows (a sequence with no real token) is floored at 1e-30 (the fused solver clamps too).
+
+Backward: recomputation. The saved inputs are solved again by the fused solver under
+autograd, whose exact hand-written backward gives the gradients. A fused backward kernel
+is open work: the forward is what a GPU times first.
+
+Runs where Triton runs: a CUDA device, or the CPU under TRITON_INTERPRET=1 (numpy, one
+program at a time: a proof of the numbers, not of speed). `make test-triton` installs the
+`triton` extra and runs tests/attention_zoo/test_lotformer_triton.py that way.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import Tensor
+
+from attention_zoo.base import NEG
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # the optional extra: impl="triton" is refused at creation without it
+    triton = None
+
+
+def unavailable(device: torch.device | None = None) -> str | None:
+    """Why impl="triton" cannot run here (None when it can)."""
+    if triton is None:
+        return "the triton package is not installed (pip install '.[triton]', or make test-triton)"
+    interpreted = os.environ.get("TRITON_INTERPRET") == "1"
+    on_cuda = (device is None and torch.cuda.is_available()) or (
+        device is not None and device.type == "cuda"
+    )
+    if not (on_cuda or interpreted):
+        return "Triton kernels need a CUDA device here, or TRITON_INTERPRET=1 on the CPU"
+    return None
+
+
+if triton is not None:
+    _NEG: tl.constexpr = tl.constexpr(NEG)
+
+    @triton.jit
+    def _plans_kernel(
+        S, P, F, log_b_ptr, log_a_ptr, valid_ptr, n, r, pairs,
+        END_ON_TOKENS: tl.constexpr, HAS_VALID: tl.constexpr,
+        BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
+    ):  # fmt: skip
+        pid = tl.program_id(0)
+        base = pid * n * r
+        cols = tl.arange(0, BLOCK_R)
+        in_r = cols < r
+        log_b = tl.load(log_b_ptr + pid * r + cols, mask=in_r, other=_NEG)
+        log_a = tl.load(log_a_ptr + pid)
+        g = tl.zeros([BLOCK_R], dtype=S.dtype.element_ty)
+        if END_ON_TOKENS:  # the first column half-step, from f = 0
+            m = tl.full([BLOCK_R], _NEG, S.dtype.element_ty)
+            s = tl.zeros([BLOCK_R], dtype=S.dtype.element_ty)
+            for start in range(0, n, BLOCK_N):
+                rows = start + tl.arange(0, BLOCK_N)
+                real = rows < n
+                if HAS_VALID:
+                    real = real & (tl.load(valid_ptr + pid * n + rows, mask=rows < n, other=0) != 0)
+                keep = real[:, None] & in_r[None, :]
+                x = tl.load(S + base + rows[:, None] * r + cols[None, :], mask=keep, other=_NEG)
+                m_new = tl.maximum(m, tl.max(x, axis=0))
+                e = tl.where(keep, tl.exp(x - m_new[None, :]), 0.0)
+                s = s * tl.exp(m - m_new) + tl.sum(e, axis=0)
+                m = m_new
+            g = tl.where(
+                in_r, log_b - (m + tl.log(tl.where(in_r, tl.maximum(s, 1e-30), 1.0))), _NEG
+            )
+        for _ in range(pairs):  # a row half-step and the column half-step after it: one pass
+            m = tl.full([BLOCK_R], _NEG, S.dtype.element_ty)
+            s = tl.zeros([BLOCK_R], dtype=S.dtype.element_ty)
+            for start in range(0, n, BLOCK_N):
+                rows = start + tl.arange(0, BLOCK_N)
+                real = rows < n
+                if HAS_VALID:
+                    real = real & (tl.load(valid_ptr + pid * n + rows, mask=rows < n, other=0) != 0)
+                keep = real[:, None] & in_r[None, :]
+                x = tl.load(S + base + rows[:, None] * r + cols[None, :], mask=keep, other=_NEG)
+                y = x + g[None, :]
+                peak = tl.max(y, axis=1)
+                row_lse = peak + tl.log(tl.sum(tl.exp(y - peak[:, None]), axis=1))
+                f = tl.where(real, log_a - row_lse, _NEG)
+                tl.store(F + pid * n + rows, f, mask=rows < n)
+                z = x + f[:, None]
+                m_new = tl.maximum(m, tl.max(z, axis=0))
+                e = tl.where(keep, tl.exp(z - m_new[None, :]), 0.0)
+                s = s * tl.exp(m - m_new) + tl.sum(e, axis=0)
+                m = m_new
+            g = tl.where(
+                in_r, log_b - (m + tl.log(tl.where(in_r, tl.maximum(s, 1e-30), 1.0))), _NEG
+            )
+        for start in range(0, n, BLOCK_N):  # the plan, after a last row half-step for G1
+            rows = start + tl.arange(0, BLOCK_N)
+            real = rows < n
+            if HAS_VALID:
+                real = real & (tl.load(valid_ptr + pid * n + rows, mask=rows < n, other=0) != 0)
+            keep = real[:, None] & in_r[None, :]
+            x = tl.load(S + base + rows[:, None] * r + cols[None, :], mask=keep, other=_NEG)
+            if END_ON_TOKENS:
+                y = x + g[None, :]
+                peak = tl.max(y, axis=1)
+                f = log_a - (peak + tl.log(tl.sum(tl.exp(y - peak[:, None]), axis=1)))
+            else:
+                f = tl.load(F + pid * n + rows, mask=rows < n, other=_NEG)
+            p = tl.where(keep, tl.exp(x + f[:, None] + g[None, :]), 0.0)
+            tl.store(
+                P + base + rows[:, None] * r + cols[None, :],
+                p,
+                mask=(rows < n)[:, None] & in_r[None, :],
+            )
+
+
+def _launch(S: Tensor, log_b: Tensor, log_a: Tensor, valid: Tensor | None, iters: int,
+            end_on_tokens: bool) -> Tensor:  # fmt: skip
+    """The plans of S (BH, n, r): one program per slice."""
+    BH, n, r = S.shape
+    S = S.contiguous()
+    plan = torch.empty_like(S)
+    f = torch.empty((BH, n), dtype=S.dtype, device=S.device)
+    flags = valid.reshape(BH, n).to(torch.int8).contiguous() if valid is not None else f
+    _plans_kernel[(BH,)](
+        S, plan, f, log_b.reshape(BH, r).contiguous(), log_a.reshape(BH).contiguous(), flags,
+        n, r, iters - 1 if end_on_tokens else iters,
+        END_ON_TOKENS=end_on_tokens, HAS_VALID=valid is not None,
+        BLOCK_N=min(128, triton.next_power_of_2(n)), BLOCK_R=triton.next_power_of_2(r),
+    )  # fmt: skip
+    return plan
+
+
+class _TritonPlan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, S, log_b, log_a, valid, iters, end_on_tokens):
+        ctx.iters, ctx.end_on_tokens = iters, end_on_tokens
+        ctx.save_for_backward(S, log_b, log_a, valid)
+        return _launch(S, log_b, log_a, valid, iters, end_on_tokens)
+
+    @staticmethod
+    def backward(ctx, plan_bar):
+        from attention_zoo.lotformer_plans import _TokenPivotPlan
+
+        S, log_b, log_a, valid = ctx.saved_tensors
+        with torch.enable_grad():  # recompute with the fused solver; its backward is exact
+            S_, log_b_ = S.detach().requires_grad_(), log_b.detach().requires_grad_()
+            plan = _TokenPivotPlan.apply(
+                S_, log_b_, log_a, valid, ctx.iters, ctx.end_on_tokens, False
+            )
+            S_bar, log_b_bar = torch.autograd.grad(plan, (S_, log_b_), plan_bar)
+        return S_bar, log_b_bar, None, None, None, None
+
+
+def triton_plan(
+    S: Tensor, tokens: Tensor | None, log_sigma: Tensor, iters: int, end_on_tokens: bool
+) -> Tensor:
+    """`lotformer_plans.token_pivot_plan` solved by the Triton kernel (float32 or float64): the plan
+    (B, H, n, r) from log-kernel S, marginals (1/n_real, sigma)."""
+    B, H, n, r = S.shape
+    if S.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"impl='triton' solves in float32 or float64, got {S.dtype}")
+    if tokens is None:
+        valid = None
+        log_a = S.new_full((B * H, 1, 1), float(n)).log_().neg_()
+    else:
+        valid = tokens[:, None, :, None].expand(B, H, n, 1).reshape(B * H, n, 1)
+        n_real = tokens.sum(-1).clamp_min(1).to(S.dtype)
+        log_a = (-torch.log(n_real))[:, None].expand(B, H).reshape(B * H, 1, 1)
+        S = S.masked_fill(~tokens[:, None, :, None], 0.0)
+    log_b = log_sigma[None, :, None, :].expand(B, H, 1, r).reshape(B * H, 1, r)
+    plan = _TritonPlan.apply(S.reshape(B * H, n, r), log_b, log_a, valid, iters, end_on_tokens)
+    return plan.view(B, H, n, r)

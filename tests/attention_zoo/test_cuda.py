@@ -63,3 +63,38 @@ def test_a_sweep_cell_on_cuda_is_timed_with_events_and_counts_its_flops(tmp_path
     assert row["flops"] == 3.5 * 4 * 4 * 2048**2 * 64
     assert row["achieved_tflops"] == row["flops"] / (row["time_ms"] * 1e-3) / 1e12
     assert row["peak_mem_bytes"] > 3 * 4 * 2048 * 64 * 2  # at least q, k, v in bf16
+
+
+def _outputs_and_grads(attn, q, k, v, mask):
+    q, k, v = (t.detach().requires_grad_() for t in (q, k, v))
+    out = attn(q, k, v, padding_mask=mask)
+    return (out, *torch.autograd.grad(out.float().square().sum(), (q, k, v)))
+
+
+def test_sinkformer_on_flex_in_bf16_trains_and_stays_near_the_fp32_sdpa_path():
+    """The first GPU's proof of kernel=flex: forward and backward through the compiled
+    FlexAttention in bf16 against the fp32 SDPA path (CPU proved fp32 equality, eagerly)."""
+    q, k, v = (t.cuda() for t in make_qkv(heads=4, seq_len=512, head_dim=64, seed=42))
+    mask = lengths_mask(512, 512, 400).cuda()
+    flex = zoo.create("sinkformer", heads=4, head_dim=64, kernel="flex")
+    sdpa = zoo.create("sinkformer", heads=4, head_dim=64, impl="streaming")
+    bf16 = _outputs_and_grads(flex, *(t.bfloat16() for t in (q, k, v)), mask)
+    assert flex.last_backend == "streaming/flex-triton" and bf16[0].dtype == torch.bfloat16
+    for got, want in zip(bf16, _outputs_and_grads(sdpa, q, k, v, mask), strict=True):
+        scale = want.abs().max().item()
+        assert (got.float() - want).abs().max().item() <= 5e-2 * max(scale, 1.0)
+
+
+def test_lotformer_in_cuda_graphs_and_in_triton_equal_the_fused_solver_with_gradients():
+    q, k, v = (t.cuda() for t in make_qkv(heads=4, seq_len=512, head_dim=64, seed=43))
+    mask = lengths_mask(512, 512, 300).cuda()
+    results = {}
+    for name, options in (("fused", {}), ("graphs", {"compiled": "graphs"}),
+                          ("triton", {"impl": "triton"})):  # fmt: skip
+        torch.manual_seed(0)
+        attn = zoo.create("lotformer", heads=4, head_dim=64, r=8, **options).cuda()
+        _outputs_and_grads(attn, q, k, v, mask)  # graphs: the first calls record
+        results[name] = _outputs_and_grads(attn, q, k, v, mask)
+    for variant in ("graphs", "triton"):
+        for got, want in zip(results[variant], results["fused"], strict=True):
+            assert (got - want).abs().max().item() <= 1e-4, variant

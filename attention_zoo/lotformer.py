@@ -199,9 +199,13 @@ class LOTFormer(Attention):
         """The attention as Python runs it: what compiled='graphs' compiles whole (it traces
         as one graph without breaks: tests/attention_zoo/test_lotformer_graphs.py)."""
         G1, G2t, log_sigma, n = self._plans(q, k, mask)
-        pivot_values = torch.einsum("bhnr,bhnd->bhrd", G2t, v.to(G1.dtype))  # G2 V: (B, H, r, D)
-        pivot_values = pivot_values * (n * torch.exp(-log_sigma)[:, :, None])  # n diag(1/sigma)
-        out = (G1 @ pivot_values).to(v.dtype)  # (B, H, N, D)
+        weights = n * torch.exp(-log_sigma)[:, :, None]  # n diag(1/sigma): (B or 1, H, r, 1)
+        if self.impl == "triton":  # both products in one launch
+            w = weights[..., 0].expand(G1.shape[0], -1, -1)  # (B, H, r)
+            out = lotformer_triton.triton_mix(G1, G2t, v, w).to(v.dtype)
+        else:
+            pivot_values = torch.einsum("bhnr,bhnd->bhrd", G2t, v.to(G1.dtype))  # G2 V: (B,H,r,D)
+            out = (G1 @ (pivot_values * weights)).to(v.dtype)  # (B, H, N, D)
         if self.cls_tokens:
             c = self.cls_tokens
             cls_out = softmax_matrix(q[:, :, :c], k, mask) @ v  # (B, H, c, D)

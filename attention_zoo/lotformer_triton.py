@@ -10,6 +10,8 @@ then S_ij + f_i joins a running (online) log-sum-exp per pivot; at the end of th
 g_j = log b_j - that lse. So each iteration reads S once, as the fused solver's does, but
 the whole solve is one launch instead of several kernels per iteration (the launch-bound
 regime the H200 run showed at LRA sizes). The plan is written once, exp(S + f + g).
+A second launch mixes the values, G1 (diag(n/sigma) (G2 V)), keeping the (r, d) middle
+on chip (`triton_mix`).
 The order of half-steps is the fused solver's (`attention_zoo.lotformer_plans`): G1
 (`end_on_tokens`) starts with a column half-step from f = 0 and ends on a row half-step;
 G2^T runs `iters` (row, column) pairs from g = 0. Padded tokens take no part: their f is
@@ -17,8 +19,9 @@ NEG, so their plan rows are 0 and they add nothing to a column's sum; a column s
 underflows (a sequence with no real token) is floored at 1e-30 (the fused solver clamps too).
 
 Backward: recomputation. The saved inputs are solved again by the fused solver under
-autograd, whose exact hand-written backward gives the gradients. A fused backward kernel
-is open work: the forward is what a GPU times first.
+autograd, whose exact hand-written backward gives the gradients; the mixing's backward is
+its two products in torch. A fused backward kernel is open work: the forward is what a GPU
+times first.
 
 Runs where Triton runs: a CUDA device, or the CPU under TRITON_INTERPRET=1 (numpy, one
 program at a time: a proof of the numbers, not of speed). `make test-triton` installs the
@@ -129,6 +132,71 @@ if triton is not None:
                 p,
                 mask=(rows < n)[:, None] & in_r[None, :],
             )
+
+    @triton.jit
+    def _mix_kernel(
+        G1, G2t, V, W, OUT, n, r, d,
+        BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr,
+    ):  # fmt: skip
+        """out = G1 (diag(w) (G2t^T V)) for one slice, the (r, d) middle kept on chip."""
+        pid = tl.program_id(0)
+        cols_r = tl.arange(0, BLOCK_R)
+        cols_d = tl.arange(0, BLOCK_D)
+        in_r, in_d = cols_r < r, cols_d < d
+        middle = tl.zeros([BLOCK_R, BLOCK_D], dtype=G1.dtype.element_ty)
+        for start in range(0, n, BLOCK_N):  # G2 V: (r, n) x (n, d)
+            rows = start + tl.arange(0, BLOCK_N)
+            in_n = rows < n
+            g2 = tl.load(G2t + pid * n * r + rows[:, None] * r + cols_r[None, :],
+                         mask=in_n[:, None] & in_r[None, :], other=0.0)  # fmt: skip
+            v = tl.load(V + pid * n * d + rows[:, None] * d + cols_d[None, :],
+                        mask=in_n[:, None] & in_d[None, :], other=0.0)  # fmt: skip
+            middle += tl.dot(tl.trans(g2), v, input_precision="ieee")
+        w = tl.load(W + pid * r + cols_r, mask=in_r, other=0.0)
+        middle = middle * w[:, None]
+        for start in range(0, n, BLOCK_N):  # G1 (...): (n, r) x (r, d)
+            rows = start + tl.arange(0, BLOCK_N)
+            in_n = rows < n
+            g1 = tl.load(G1 + pid * n * r + rows[:, None] * r + cols_r[None, :],
+                         mask=in_n[:, None] & in_r[None, :], other=0.0)  # fmt: skip
+            out = tl.dot(g1, middle, input_precision="ieee")
+            tl.store(OUT + pid * n * d + rows[:, None] * d + cols_d[None, :], out,
+                     mask=in_n[:, None] & in_d[None, :])  # fmt: skip
+
+
+def _mixed(G1: Tensor, G2t: Tensor, v: Tensor, w: Tensor) -> Tensor:
+    """G1 (diag(w) (G2t^T v)) in torch: what the kernel computes, and its backward."""
+    return G1 @ (torch.einsum("bnr,bnd->brd", G2t, v) * w[..., None])
+
+
+class _TritonMix(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, G1, G2t, v, w):
+        ctx.save_for_backward(G1, G2t, v, w)
+        BH, n, r = G1.shape
+        d = v.shape[-1]
+        out = torch.empty((BH, n, d), dtype=G1.dtype, device=G1.device)
+        _mix_kernel[(BH,)](
+            G1.contiguous(), G2t.contiguous(), v.contiguous(), w.contiguous(), out, n, r, d,
+            BLOCK_N=64, BLOCK_R=max(16, triton.next_power_of_2(r)),
+            BLOCK_D=max(16, triton.next_power_of_2(d)),
+        )  # fmt: skip
+        return out
+
+    @staticmethod
+    def backward(ctx, out_bar):
+        with torch.enable_grad():  # recomputed in torch: two small products
+            inputs = [t.detach().requires_grad_() for t in ctx.saved_tensors]
+            return torch.autograd.grad(_mixed(*inputs), inputs, out_bar)
+
+
+def triton_mix(G1: Tensor, G2t: Tensor, v: Tensor, weights: Tensor) -> Tensor:
+    """lotformer's value mixing G1 (diag(weights) (G2 V)) in one launch per call:
+    G1, G2t (B, H, n, r), v (B, H, n, d) in G1's dtype, weights (B, H, r) -> (B, H, n, d)."""
+    B, H, n, _ = G1.shape
+    d = v.shape[-1]
+    flat = [t.reshape(B * H, *t.shape[2:]) for t in (G1, G2t, v.to(G1.dtype), weights)]
+    return _TritonMix.apply(*flat).view(B, H, n, d)
 
 
 def _launch(S: Tensor, log_b: Tensor, log_a: Tensor, valid: Tensor | None, iters: int,

@@ -30,6 +30,8 @@ program at a time: a proof of the numbers, not of speed). `make test-triton` ins
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 
 import torch
@@ -37,16 +39,16 @@ from torch import Tensor
 
 from attention_zoo.base import NEG
 
-try:
-    import triton
-    import triton.language as tl
-except ImportError:  # the optional extra: impl="triton" is refused at creation without it
-    triton = None
+
+def installed() -> bool:
+    """Whether the triton package can be imported (without importing it)."""
+    return importlib.util.find_spec("triton") is not None
 
 
 def unavailable(device: torch.device | None = None) -> str | None:
-    """Why impl="triton" cannot run here (None when it can)."""
-    if triton is None:
+    """Why impl="triton" cannot run here (None when it can); triton itself is not imported
+    until a kernel runs (importing it costs time, and its bindings report leaks at exit)."""
+    if not installed():
         return "the triton package is not installed (pip install '.[triton]', or make test-triton)"
     interpreted = os.environ.get("TRITON_INTERPRET") == "1"
     on_cuda = (device is None and torch.cuda.is_available()) or (
@@ -57,13 +59,16 @@ def unavailable(device: torch.device | None = None) -> str | None:
     return None
 
 
-if triton is not None:
-    _NEG: tl.constexpr = tl.constexpr(NEG)
+@functools.cache
+def _kernels():
+    """The two kernels, compiled by triton on first use: (plans, mix)."""
+    import triton
+    import triton.language as tl
 
     @triton.jit
     def _plans_kernel(
         S, P, F, log_b_ptr, log_a_ptr, valid_ptr, n, r, pairs,
-        END_ON_TOKENS: tl.constexpr, HAS_VALID: tl.constexpr,
+        END_ON_TOKENS: tl.constexpr, HAS_VALID: tl.constexpr, _NEG: tl.constexpr,
         BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
     ):  # fmt: skip
         pid = tl.program_id(0)
@@ -163,6 +168,8 @@ if triton is not None:
             tl.store(OUT + pid * n * d + rows[:, None] * d + cols_d[None, :], out,
                      mask=in_n[:, None] & in_d[None, :])  # fmt: skip
 
+    return _plans_kernel, _mix_kernel
+
 
 def _mixed(G1: Tensor, G2t: Tensor, v: Tensor, w: Tensor) -> Tensor:
     """G1 (diag(w) (G2t^T v)) in torch: what the kernel computes, and its backward."""
@@ -176,6 +183,9 @@ class _TritonMix(torch.autograd.Function):
         BH, n, r = G1.shape
         d = v.shape[-1]
         out = torch.empty((BH, n, d), dtype=G1.dtype, device=G1.device)
+        import triton
+
+        _mix_kernel = _kernels()[1]
         _mix_kernel[(BH,)](
             G1.contiguous(), G2t.contiguous(), v.contiguous(), w.contiguous(), out, n, r, d,
             BLOCK_N=64, BLOCK_R=max(16, triton.next_power_of_2(r)),
@@ -202,15 +212,17 @@ def triton_mix(G1: Tensor, G2t: Tensor, v: Tensor, weights: Tensor) -> Tensor:
 def _launch(S: Tensor, log_b: Tensor, log_a: Tensor, valid: Tensor | None, iters: int,
             end_on_tokens: bool) -> Tensor:  # fmt: skip
     """The plans of S (BH, n, r): one program per slice."""
+    import triton
+
     BH, n, r = S.shape
     S = S.contiguous()
     plan = torch.empty_like(S)
     f = torch.empty((BH, n), dtype=S.dtype, device=S.device)
     flags = valid.reshape(BH, n).to(torch.int8).contiguous() if valid is not None else f
-    _plans_kernel[(BH,)](
+    _kernels()[0][(BH,)](
         S, plan, f, log_b.reshape(BH, r).contiguous(), log_a.reshape(BH).contiguous(), flags,
         n, r, iters - 1 if end_on_tokens else iters,
-        END_ON_TOKENS=end_on_tokens, HAS_VALID=valid is not None,
+        END_ON_TOKENS=end_on_tokens, HAS_VALID=valid is not None, _NEG=NEG,
         BLOCK_N=min(128, triton.next_power_of_2(n)), BLOCK_R=triton.next_power_of_2(r),
     )  # fmt: skip
     return plan

@@ -64,10 +64,10 @@ def test_the_triton_implementation_honours_the_contract(prop):
 
 
 def test_without_triton_or_a_place_to_run_it_the_variant_is_refused(monkeypatch):
-    monkeypatch.setattr(lotformer_triton, "triton", None)
+    monkeypatch.setattr(lotformer_triton, "installed", lambda: False)
     with pytest.raises(ValueError, match=r"impl='triton' cannot run here: the triton package"):
         zoo.create("lotformer", heads=1, head_dim=8, impl="triton")
-    monkeypatch.setattr(lotformer_triton, "triton", object())
+    monkeypatch.setattr(lotformer_triton, "installed", lambda: True)
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="TRITON_INTERPRET=1 on the CPU; use impl='fused'"):

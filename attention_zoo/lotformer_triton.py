@@ -30,7 +30,6 @@ program at a time: a proof of the numbers, not of speed). `make test-triton` ins
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import os
 
@@ -46,8 +45,9 @@ def installed() -> bool:
 
 
 def unavailable(device: torch.device | None = None) -> str | None:
-    """Why impl="triton" cannot run here (None when it can); triton itself is not imported
-    until a kernel runs (importing it costs time, and its bindings report leaks at exit)."""
+    """Why impl="triton" cannot run here (None when it can). Triton itself, and the kernels
+    (attention_zoo/lotformer_triton_kernels.py), are imported only when a kernel runs:
+    importing triton costs time, and its bindings report leaks at every process exit."""
     if not installed():
         return "the triton package is not installed (pip install '.[triton]', or make test-triton)"
     interpreted = os.environ.get("TRITON_INTERPRET") == "1"
@@ -57,118 +57,6 @@ def unavailable(device: torch.device | None = None) -> str | None:
     if not (on_cuda or interpreted):
         return "Triton kernels need a CUDA device here, or TRITON_INTERPRET=1 on the CPU"
     return None
-
-
-@functools.cache
-def _kernels():
-    """The two kernels, compiled by triton on first use: (plans, mix)."""
-    import triton
-    import triton.language as tl
-
-    @triton.jit
-    def _plans_kernel(
-        S, P, F, log_b_ptr, log_a_ptr, valid_ptr, n, r, pairs,
-        END_ON_TOKENS: tl.constexpr, HAS_VALID: tl.constexpr, _NEG: tl.constexpr,
-        BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
-    ):  # fmt: skip
-        pid = tl.program_id(0)
-        base = pid * n * r
-        cols = tl.arange(0, BLOCK_R)
-        in_r = cols < r
-        log_b = tl.load(log_b_ptr + pid * r + cols, mask=in_r, other=_NEG)
-        log_a = tl.load(log_a_ptr + pid)
-        g = tl.zeros([BLOCK_R], dtype=S.dtype.element_ty)
-        if END_ON_TOKENS:  # the first column half-step, from f = 0
-            m = tl.full([BLOCK_R], _NEG, S.dtype.element_ty)
-            s = tl.zeros([BLOCK_R], dtype=S.dtype.element_ty)
-            for start in range(0, n, BLOCK_N):
-                rows = start + tl.arange(0, BLOCK_N)
-                real = rows < n
-                if HAS_VALID:
-                    real = real & (tl.load(valid_ptr + pid * n + rows, mask=rows < n, other=0) != 0)
-                keep = real[:, None] & in_r[None, :]
-                x = tl.load(S + base + rows[:, None] * r + cols[None, :], mask=keep, other=_NEG)
-                m_new = tl.maximum(m, tl.max(x, axis=0))
-                e = tl.where(keep, tl.exp(x - m_new[None, :]), 0.0)
-                s = s * tl.exp(m - m_new) + tl.sum(e, axis=0)
-                m = m_new
-            g = tl.where(
-                in_r, log_b - (m + tl.log(tl.where(in_r, tl.maximum(s, 1e-30), 1.0))), _NEG
-            )
-        for _ in range(pairs):  # a row half-step and the column half-step after it: one pass
-            m = tl.full([BLOCK_R], _NEG, S.dtype.element_ty)
-            s = tl.zeros([BLOCK_R], dtype=S.dtype.element_ty)
-            for start in range(0, n, BLOCK_N):
-                rows = start + tl.arange(0, BLOCK_N)
-                real = rows < n
-                if HAS_VALID:
-                    real = real & (tl.load(valid_ptr + pid * n + rows, mask=rows < n, other=0) != 0)
-                keep = real[:, None] & in_r[None, :]
-                x = tl.load(S + base + rows[:, None] * r + cols[None, :], mask=keep, other=_NEG)
-                y = x + g[None, :]
-                peak = tl.max(y, axis=1)
-                row_lse = peak + tl.log(tl.sum(tl.exp(y - peak[:, None]), axis=1))
-                f = tl.where(real, log_a - row_lse, _NEG)
-                tl.store(F + pid * n + rows, f, mask=rows < n)
-                z = x + f[:, None]
-                m_new = tl.maximum(m, tl.max(z, axis=0))
-                e = tl.where(keep, tl.exp(z - m_new[None, :]), 0.0)
-                s = s * tl.exp(m - m_new) + tl.sum(e, axis=0)
-                m = m_new
-            g = tl.where(
-                in_r, log_b - (m + tl.log(tl.where(in_r, tl.maximum(s, 1e-30), 1.0))), _NEG
-            )
-        for start in range(0, n, BLOCK_N):  # the plan, after a last row half-step for G1
-            rows = start + tl.arange(0, BLOCK_N)
-            real = rows < n
-            if HAS_VALID:
-                real = real & (tl.load(valid_ptr + pid * n + rows, mask=rows < n, other=0) != 0)
-            keep = real[:, None] & in_r[None, :]
-            x = tl.load(S + base + rows[:, None] * r + cols[None, :], mask=keep, other=_NEG)
-            if END_ON_TOKENS:
-                y = x + g[None, :]
-                peak = tl.max(y, axis=1)
-                f = log_a - (peak + tl.log(tl.sum(tl.exp(y - peak[:, None]), axis=1)))
-            else:
-                f = tl.load(F + pid * n + rows, mask=rows < n, other=_NEG)
-            p = tl.where(keep, tl.exp(x + f[:, None] + g[None, :]), 0.0)
-            tl.store(
-                P + base + rows[:, None] * r + cols[None, :],
-                p,
-                mask=(rows < n)[:, None] & in_r[None, :],
-            )
-
-    @triton.jit
-    def _mix_kernel(
-        G1, G2t, V, W, OUT, n, r, d,
-        BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr,
-    ):  # fmt: skip
-        """out = G1 (diag(w) (G2t^T V)) for one slice, the (r, d) middle kept on chip."""
-        pid = tl.program_id(0)
-        cols_r = tl.arange(0, BLOCK_R)
-        cols_d = tl.arange(0, BLOCK_D)
-        in_r, in_d = cols_r < r, cols_d < d
-        middle = tl.zeros([BLOCK_R, BLOCK_D], dtype=G1.dtype.element_ty)
-        for start in range(0, n, BLOCK_N):  # G2 V: (r, n) x (n, d)
-            rows = start + tl.arange(0, BLOCK_N)
-            in_n = rows < n
-            g2 = tl.load(G2t + pid * n * r + rows[:, None] * r + cols_r[None, :],
-                         mask=in_n[:, None] & in_r[None, :], other=0.0)  # fmt: skip
-            v = tl.load(V + pid * n * d + rows[:, None] * d + cols_d[None, :],
-                        mask=in_n[:, None] & in_d[None, :], other=0.0)  # fmt: skip
-            middle += tl.dot(tl.trans(g2), v, input_precision="ieee")
-        w = tl.load(W + pid * r + cols_r, mask=in_r, other=0.0)
-        middle = middle * w[:, None]
-        for start in range(0, n, BLOCK_N):  # G1 (...): (n, r) x (r, d)
-            rows = start + tl.arange(0, BLOCK_N)
-            in_n = rows < n
-            g1 = tl.load(G1 + pid * n * r + rows[:, None] * r + cols_r[None, :],
-                         mask=in_n[:, None] & in_r[None, :], other=0.0)  # fmt: skip
-            out = tl.dot(g1, middle, input_precision="ieee")
-            tl.store(OUT + pid * n * d + rows[:, None] * d + cols_d[None, :], out,
-                     mask=in_n[:, None] & in_d[None, :])  # fmt: skip
-
-    return _plans_kernel, _mix_kernel
 
 
 def _mixed(G1: Tensor, G2t: Tensor, v: Tensor, w: Tensor) -> Tensor:
@@ -185,8 +73,9 @@ class _TritonMix(torch.autograd.Function):
         out = torch.empty((BH, n, d), dtype=G1.dtype, device=G1.device)
         import triton
 
-        _mix_kernel = _kernels()[1]
-        _mix_kernel[(BH,)](
+        from attention_zoo.lotformer_triton_kernels import mix_kernel
+
+        mix_kernel[(BH,)](
             G1.contiguous(), G2t.contiguous(), v.contiguous(), w.contiguous(), out, n, r, d,
             BLOCK_N=64, BLOCK_R=max(16, triton.next_power_of_2(r)),
             BLOCK_D=max(16, triton.next_power_of_2(d)),
@@ -214,15 +103,17 @@ def _launch(S: Tensor, log_b: Tensor, log_a: Tensor, valid: Tensor | None, iters
     """The plans of S (BH, n, r): one program per slice."""
     import triton
 
+    from attention_zoo.lotformer_triton_kernels import plans_kernel
+
     BH, n, r = S.shape
     S = S.contiguous()
     plan = torch.empty_like(S)
     f = torch.empty((BH, n), dtype=S.dtype, device=S.device)
     flags = valid.reshape(BH, n).to(torch.int8).contiguous() if valid is not None else f
-    _kernels()[0][(BH,)](
+    plans_kernel[(BH,)](
         S, plan, f, log_b.reshape(BH, r).contiguous(), log_a.reshape(BH).contiguous(), flags,
         n, r, iters - 1 if end_on_tokens else iters,
-        END_ON_TOKENS=end_on_tokens, HAS_VALID=valid is not None, _NEG=NEG,
+        END_ON_TOKENS=end_on_tokens, HAS_VALID=valid is not None, NEG=NEG,
         BLOCK_N=min(128, triton.next_power_of_2(n)), BLOCK_R=triton.next_power_of_2(r),
     )  # fmt: skip
     return plan

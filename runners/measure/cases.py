@@ -107,22 +107,13 @@ def measure_cell(cell: AttentionCase, s: Settings) -> dict[str, object]:
         warmup_s = _timed_call(call, s.device)  # kernel selection, lazy allocations
         row["warmup_ms"] = warmup_s * 1e3
         if warmup_s > s.compile_budget_s:
-            row.update(
-                status="timeout",
-                error=f"the first call (compiling included) took {warmup_s:.1f} s, over the "
-                f"compile budget of {s.compile_budget_s:g} s",
-            )
-            return row
+            first = "the first call (compiling included)"
+            return {**row, **_timeout(first, warmup_s, "compile", s.compile_budget_s)}
         if warmup_s > s.cell_budget_s:
             # a first call can hold one-off work (torch.compile, autotuning): a second decides
             warmup_s = _timed_call(call, s.device)
         if warmup_s > s.cell_budget_s:
-            row.update(
-                status="timeout",
-                error=f"one call took {warmup_s:.1f} s, over the cell budget of "
-                f"{s.cell_budget_s:g} s",
-            )
-            return row
+            return {**row, **_timeout("one call", warmup_s, "cell", s.cell_budget_s)}
         memory = measure_memory(call, s.device, before)
         remaining = s.cell_budget_s - (time.perf_counter() - t0)
         times = measure_time(
@@ -149,6 +140,13 @@ def measure_cell(cell: AttentionCase, s: Settings) -> dict[str, object]:
         if s.device.type == "cuda":
             torch.cuda.empty_cache()
     return row
+
+
+def _timeout(what: str, seconds: float, budget: str, limit_s: float) -> dict[str, object]:
+    return {
+        "status": "timeout",
+        "error": f"{what} took {seconds:.1f} s, over the {budget} budget of {limit_s:g} s",
+    }
 
 
 def _timed_call(call, device: torch.device) -> float:

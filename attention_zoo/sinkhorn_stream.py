@@ -109,19 +109,32 @@ def attend_lse(
     raise ValueError(f"streaming sinkhorn runs on cpu and cuda, got {x.device.type}")
 
 
+def _flex_call(x: Tensor, y: Tensor, bias: Tensor, values: Tensor):
+    """One FlexAttention call, scores x.y (x already scaled) plus `bias` (B, H, Ny): (out,
+    lse). The score_mod is made in here, so that compiled (CUDA) the bias is an input of
+    the graph, not a new closure to guard on at every call; and no float reaches the
+    compiler (a float it makes symbolic is read back with .item(), a host sync)."""
+    from torch.nn.attention.flex_attention import AuxRequest, flex_attention
+
+    def add_bias(score, b, h, i, j):
+        return score + bias[b, h, j]
+
+    out, aux = flex_attention(
+        x, y, values, score_mod=add_bias, scale=1.0, return_aux=AuxRequest(lse=True)
+    )
+    return out, aux.lse
+
+
 @functools.cache
 def _flex(device_type: str):
-    """flex_attention as it runs on `device_type`: compiled on CUDA, eager on CPU."""
-    from torch.nn.attention.flex_attention import flex_attention
-
-    return torch.compile(flex_attention, dynamic=False) if device_type == "cuda" else flex_attention
+    """`_flex_call` as it runs on `device_type`: compiled on CUDA (a Triton kernel per
+    shape), eager on CPU."""
+    return torch.compile(_flex_call, dynamic=False) if device_type == "cuda" else _flex_call
 
 
 def attend_lse_flex(x: Tensor, y: Tensor, bias: Tensor, values: Tensor, scale: float):
     """`attend_lse` through FlexAttention: the bias (fp32 at least) is added to each score by
     a `score_mod`; x, y and values in x's dtype; lse in fp32 (fp64 for fp64 inputs)."""
-    from torch.nn.attention.flex_attention import AuxRequest
-
     if (
         x.device.type == "cpu"
         and torch.is_grad_enabled()
@@ -134,17 +147,9 @@ def attend_lse_flex(x: Tensor, y: Tensor, bias: Tensor, values: Tensor, scale: f
     if not torch.is_grad_enabled():  # the hand-written steps: flex checks the flags alone
         x, y, values = x.detach(), y.detach(), values.detach()
     bias = bias.to(torch.promote_types(x.dtype, torch.float32)).expand(*y.shape[:-1])  # (B, H, Ny)
-
-    def add_bias(score, b, h, i, j):
-        return score + bias[b, h, j]
-
     with warnings.catch_warnings():  # eager on CPU by design: the numbers, not the speed
         warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
-        out, aux = _flex(x.device.type)(
-            x, y, values.to(x.dtype), score_mod=add_bias, scale=scale,
-            return_aux=AuxRequest(lse=True),
-        )  # fmt: skip
-    return out, aux.lse
+        return _flex(x.device.type)(x * scale, y, bias, values.to(x.dtype))
 
 
 ATTEND = {"sdpa": attend_lse, "flex": attend_lse_flex}

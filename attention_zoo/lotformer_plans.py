@@ -264,6 +264,18 @@ def token_pivot_plan(
     Same plan as `attention_zoo.lotformer.reference_plan`, one exponential per iteration.
     """
     B, H, n, r = S.shape
+    S, log_b, log_a, valid = flat_problem(S, tokens, log_sigma)
+    big = n * r * S.element_size() >= AUTO_COMPILE_BYTES
+    use = compiled == "on" or (compiled == "auto" and big)  # "graphs": off in here
+    plan = _TokenPivotPlan.apply(S, log_b, log_a, valid, iters, end_on_tokens, use)
+    return plan.view(B, H, n, r)
+
+
+def flat_problem(S: Tensor, tokens: Tensor | None, log_sigma: Tensor):
+    """The plans' problem with (batch x head) flattened, as the solvers take it: S (BH, n, r)
+    with padded rows zeroed, log_b (BH, 1, r), log_a (BH, 1, 1) = -log n_real, and valid
+    (BH, n, 1) bool or None. Shared by the fused solver and the Triton one."""
+    B, H, n, r = S.shape
     if tokens is None:
         valid = None
         log_a = S.new_full((B * H, 1, 1), float(n)).log_().neg_()
@@ -273,8 +285,4 @@ def token_pivot_plan(
         log_a = (-torch.log(n_real))[:, None].expand(B, H).reshape(B * H, 1, 1)
         S = S.masked_fill(~tokens[:, None, :, None], 0.0)  # junk in padded rows stays out
     log_b = log_sigma[None, :, None, :].expand(B, H, 1, r).reshape(B * H, 1, r)
-    big = n * r * S.element_size() >= AUTO_COMPILE_BYTES
-    use = compiled == "on" or (compiled == "auto" and big)  # "graphs": off in here
-    S = S.reshape(B * H, n, r)
-    plan = _TokenPivotPlan.apply(S, log_b, log_a, valid, iters, end_on_tokens, use)
-    return plan.view(B, H, n, r)
+    return S.reshape(B * H, n, r), log_b, log_a, valid

@@ -37,6 +37,7 @@ import torch
 from torch import Tensor
 
 from attention_zoo.base import NEG
+from attention_zoo.lotformer_plans import _TokenPivotPlan, flat_problem
 
 
 def installed() -> bool:
@@ -128,8 +129,6 @@ class _TritonPlan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, plan_bar):
-        from attention_zoo.lotformer_plans import _TokenPivotPlan
-
         S, log_b, log_a, valid = ctx.saved_tensors
         with torch.enable_grad():  # recompute with the fused solver; its backward is exact
             S_, log_b_ = S.detach().requires_grad_(), log_b.detach().requires_grad_()
@@ -148,14 +147,5 @@ def triton_plan(
     B, H, n, r = S.shape
     if S.dtype not in (torch.float32, torch.float64):
         raise ValueError(f"impl='triton' solves in float32 or float64, got {S.dtype}")
-    if tokens is None:
-        valid = None
-        log_a = S.new_full((B * H, 1, 1), float(n)).log_().neg_()
-    else:
-        valid = tokens[:, None, :, None].expand(B, H, n, 1).reshape(B * H, n, 1)
-        n_real = tokens.sum(-1).clamp_min(1).to(S.dtype)
-        log_a = (-torch.log(n_real))[:, None].expand(B, H).reshape(B * H, 1, 1)
-        S = S.masked_fill(~tokens[:, None, :, None], 0.0)
-    log_b = log_sigma[None, :, None, :].expand(B, H, 1, r).reshape(B * H, 1, r)
-    plan = _TritonPlan.apply(S.reshape(B * H, n, r), log_b, log_a, valid, iters, end_on_tokens)
-    return plan.view(B, H, n, r)
+    S_flat, log_b, log_a, valid = flat_problem(S, tokens, log_sigma)
+    return _TritonPlan.apply(S_flat, log_b, log_a, valid, iters, end_on_tokens).view(B, H, n, r)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import lra
 from lra import download, generators
@@ -95,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(status(root)))
         return 0
     if args.command == "download":
-        return _download(args, parser)
+        return _download(args, parser, root)
     if args.command == "generate":
         given = {p.name: getattr(args, p.name) for p in lra.task(args.task).data_params}
         try:
@@ -108,9 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return prepare(names() if args.task == "all" else [args.task], root)
 
 
-def _download(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """`download`: fetch, then read and cache every split, as `prepare` does."""
-    root = resolve_data_dir(args.data_dir)
+def _download(args: argparse.Namespace, parser: argparse.ArgumentParser, root: Path) -> int:
+    """`download`: fetch into `root`, then read and cache every split, as `prepare` does."""
     tasks = list(download.TASKS) if args.task == "all" else [args.task]
     try:
         fetched = download.download(tasks, root, args.url, args.sha256, args.dry_run)

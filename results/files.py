@@ -29,6 +29,16 @@ def temporary_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
 
 
+def temporary_owner(name: str) -> tuple[str, str, int] | None:
+    """(target name, host, pid) of a `temporary_name` (None for any other name), so that a
+    writer can remove what a killed one left."""
+    if not name.startswith(".") or ".tmp-" not in name:
+        return None
+    target, _, owner = name[1:].rpartition(".tmp-")
+    host, _, pid = owner.rpartition("-")  # a host name may hold dashes; the pid does not
+    return (target, host, int(pid)) if host and pid.isdigit() else None
+
+
 @contextmanager
 def atomic_path(path: Path, *, fsync: bool = False) -> Iterator[Path]:
     """A temporary path to write `path`'s new content to (a file, or a folder the block makes);

@@ -12,16 +12,13 @@ a torn one. Temporaries left by a killed writer are removed by the next writer.
 from __future__ import annotations
 
 import os
-import re
 import socket
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from results.files import atomic_path
-
-TMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.parquet\.tmp-(?P<host>[^-]+)-(?P<pid>\d+)$")
+from results.files import atomic_path, temporary_owner
 
 
 def write_table_atomic(rows: list[dict], schema: pa.Schema, path: Path) -> None:
@@ -52,8 +49,8 @@ def remove_stale_temporaries(directory: Path) -> list[Path]:
     """Delete temporaries of writers on this host that no longer run; returns what went."""
     removed = []
     for path in directory.glob(".*.parquet.tmp-*"):
-        match = TMP_PATTERN.match(path.name)
-        if match and match["host"] == socket.gethostname() and not pid_alive(int(match["pid"])):
+        owner = temporary_owner(path.name)
+        if owner and owner[1] == socket.gethostname() and not pid_alive(owner[2]):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed

@@ -83,23 +83,26 @@ def _cuda_tests(ctx: Context, allotted: float) -> list[list[str]]:
     ]
 
 
-def sweep_arguments(ctx: Context, allotted: float) -> list[str]:
-    """The sweep stage's flags: the paper preset, cells timed briefly, a time budget."""
+def _paper_sweep(ctx: Context, seconds: float, *flags: str) -> list[str]:
+    """The paper preset with `flags`, cells timed briefly, `seconds` less the tail to start
+    cells in, rows to <out>/sweep: what both sweeps of the check share."""
+    timing = ["--min-time", str(SWEEP_MIN_TIME_S), "--cell-budget", str(SWEEP_CELL_BUDGET_S)]
+    budget = ["--time-budget", f"{max(seconds - SWEEP_TAIL_S, 1.0):.0f}"]
     return [
         "--preset",
         "paper",
-        "--option",
-        "lotformer.impl=fused,reference",
-        "--min-time",
-        str(SWEEP_MIN_TIME_S),
-        "--cell-budget",
-        str(SWEEP_CELL_BUDGET_S),
-        "--time-budget",
-        f"{max(allotted - SWEEP_TAIL_S, 1.0):.0f}",
+        *flags,
+        *timing,
+        *budget,
         "--out",
         str(ctx.out / "sweep"),
         "--quiet",
     ]
+
+
+def sweep_arguments(ctx: Context, allotted: float) -> list[str]:
+    """The sweep stage's flags: the paper preset, cells timed briefly, a time budget."""
+    return _paper_sweep(ctx, allotted, "--option", "lotformer.impl=fused,reference")
 
 
 def _sweep(ctx: Context, allotted: float) -> list[list[str]]:
@@ -113,13 +116,10 @@ def variant_arguments(
     the compile budget, and a third of the stage's time (the efficiency runs take the last)."""
     chosen = (*chosen, "lotformer.r=32", "lotformer.iters=5")
     options = [x for o in chosen for x in ("--option", o)]
-    return [
-        "--preset", "paper", "--methods", methods, "--lengths", VARIANT_LENGTHS,
-        *options, "--min-time", str(SWEEP_MIN_TIME_S), "--cell-budget", str(SWEEP_CELL_BUDGET_S),
-        "--compile-budget", str(VARIANT_COMPILE_BUDGET_S),
-        "--time-budget", f"{max(allotted / 3 - SWEEP_TAIL_S, 1.0):.0f}",
-        "--out", str(ctx.out / "sweep"), "--quiet",
-    ]  # fmt: skip
+    flags = ["--methods", methods, "--lengths", VARIANT_LENGTHS, *options]
+    return _paper_sweep(
+        ctx, allotted / 3, *flags, "--compile-budget", str(VARIANT_COMPILE_BUDGET_S)
+    )
 
 
 def _variants(ctx: Context, allotted: float) -> list[list[str]]:

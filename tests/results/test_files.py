@@ -35,3 +35,25 @@ def test_a_folder_is_swapped_in_whole(tmp_path):
         assert (folder / "old.npy").exists()
     assert [p.name for p in folder.iterdir()] == ["new.npy"]
     assert [p.name for p in tmp_path.iterdir()] == ["cache"]
+
+
+def test_a_new_writer_removes_what_a_dead_writer_left_and_keeps_a_live_ones(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from results.files import temporary_name, temporary_owner
+    from results.schema import SWEEP
+    from runners.results import PartWriter
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    host = socket.gethostname()
+    dead = tmp_path / f".old.parquet.tmp-{host}-{int(ended.stdout)}"
+    live = temporary_name(tmp_path / "mine.parquet")  # this process's: still running
+    for path in (dead, live):
+        path.write_text("half")
+    assert temporary_owner(live.name) == ("mine.parquet", host, os.getpid())
+    PartWriter(tmp_path, "new", SWEEP)
+    assert not dead.exists() and live.exists()
